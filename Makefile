@@ -1,0 +1,44 @@
+# The two commands a new machine needs: `make run` and `make test`.
+# Only Python 3.11 is required; everything else installs into .venv.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint format migrate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps: reinstall only when a requirements file changes.
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+## run: serve on http://127.0.0.1:5000 (SQLite + embedded Redis under instance/)
+run: $(VENV)/.runtime
+	$(BIN)/python devserver.py
+
+## test: black, flake8, then pytest on PostgreSQL and SQLite with a real Redis
+test: $(VENV)/.dev
+	$(BIN)/black --check .
+	$(BIN)/flake8
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/black --check .
+	$(BIN)/flake8
+
+format: $(VENV)/.dev
+	$(BIN)/black .
+
+## migrate: apply migrations to the configured database (DATABASE_URL)
+migrate: $(VENV)/.runtime
+	$(BIN)/flask --app myapp db upgrade
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

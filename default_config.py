@@ -1,0 +1,86 @@
+"""Configuration classes, chosen by MYAPP_ENV (production, development, testing).
+
+Every key here can be overridden by an environment variable of the same name
+(see myapp/settings.py); DATABASE_URL sets SQLALCHEMY_DATABASE_URI.
+"""
+
+
+class Config:
+    # Secrets: no defaults. Production refuses to start without strong ones.
+    SECRET_KEY: str | None = None
+    JWT_SECRET_KEY: str | None = None
+
+    # Real components. Production must set both; development derives defaults.
+    SQLALCHEMY_DATABASE_URI: str | None = None
+    REDIS_URL: str | None = None
+    # Seconds a Redis call may take before the request gives up (503).
+    REDIS_SOCKET_TIMEOUT = 0.5
+    # PostgreSQL guards (seconds, milliseconds): a stuck server must not hang workers.
+    DATABASE_CONNECT_TIMEOUT = 3
+    DATABASE_STATEMENT_TIMEOUT_MS = 5000
+    DATABASE_LOCK_TIMEOUT_MS = 2000
+
+    # HTTP behaviour
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    CORS_ORIGINS: list[str] = []
+    # How many reverse proxies (nginx) sit in front; their X-Forwarded-* are trusted.
+    TRUSTED_PROXIES = 0
+    RESTX_ERROR_404_HELP = False
+    RESTX_MASK_SWAGGER = False
+    ERROR_INCLUDE_MESSAGE = False
+    PROPAGATE_EXCEPTIONS = False
+
+    # Tokens (lifetimes in seconds)
+    JWT_ACCESS_TOKEN_EXPIRES = 15 * 60
+    JWT_REFRESH_TOKEN_EXPIRES = 30 * 24 * 3600
+    JWT_ALGORITHM = "HS256"
+    JWT_TOKEN_LOCATION = ["headers"]
+
+    # Password hashing (Argon2id); the defaults are argon2-cffi's RFC 9106 profile.
+    ARGON2_TIME_COST = 3
+    ARGON2_MEMORY_COST = 65536
+    ARGON2_PARALLELISM = 4
+
+    # Rate limits, as Flask-Limiter strings. RATELIMIT_DEFAULT applies per endpoint
+    # and identity (user id when signed in, else client address).
+    RATELIMIT_LOGIN = "5 per minute"
+    RATELIMIT_REGISTER = "10 per hour"
+    RATELIMIT_DEFAULT = "1000 per hour"
+    RATELIMIT_HEADERS_ENABLED = True
+    # Flask-Limiter would put Retry-After on every response (and overwrite ours on
+    # 503s); its copy goes here, and only a 429 carries Retry-After.
+    RATELIMIT_HEADER_RETRY_AFTER = "X-RateLimit-Retry-After"
+    # A Redis outage must not turn every request into a 500: count in memory meanwhile.
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+
+    CACHE_DEFAULT_TIMEOUT = 300
+
+
+class ProductionConfig(Config):
+    pass
+
+
+class DevelopmentConfig(Config):
+    # Fixed, public development secrets: never valid in production (see settings.py).
+    SECRET_KEY = "development-only-secret-key-not-for-production"
+    JWT_SECRET_KEY = "development-only-jwt-secret-not-for-production"
+    CORS_ORIGINS = ["http://localhost:3000", "http://localhost:5173"]
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "testing-only-secret-key-0123456789abcdef"
+    JWT_SECRET_KEY = "testing-only-jwt-secret-0123456789abcdef"
+    # Cheap hashes keep the suite fast; the algorithm (Argon2id) is the same.
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 1024
+    ARGON2_PARALLELISM = 1
+    CORS_ORIGINS = ["https://app.example.test"]
+
+
+CONFIGS = {
+    "production": ProductionConfig,
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+}

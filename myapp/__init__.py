@@ -1,0 +1,70 @@
+"""myapp: a production-grade REST API on Flask and Flask-RESTX."""
+
+import os
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from myapp import cli, ops
+from myapp.api import DatabaseIdConverter
+from myapp.db import cache, cors, jwt, limiter, migrate, redis_store, sql
+from myapp.errors import register_error_handlers
+from myapp.settings import load_config, redis_timeouts
+from myapp.users import blueprint as users_blueprint
+
+# Headers a browser client may read from our responses.
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "ETag",
+    "Link",
+    "Location",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-RateLimit-Retry-After",
+]
+ALLOWED_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+    "X-Request-ID",
+]
+
+
+def create_app(config_name: str | None = None, test_config: dict | None = None):
+    """Build the app: config, extensions, blueprints, error handlers, request hooks."""
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    load_config(app, config_name, test_config)
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    app.url_map.converters["int"] = DatabaseIdConverter
+
+    sql.init_app(app)
+    migrate.init_app(app, sql, directory=migrations_directory())
+    redis_store.init_app(app, **redis_timeouts(app.config))
+    cors.init_app(
+        app,
+        origins=app.config["CORS_ORIGINS"],
+        supports_credentials=False,
+        always_send=False,
+        expose_headers=EXPOSED_HEADERS,
+        allow_headers=ALLOWED_HEADERS,
+        max_age=600,
+    )
+    limiter.init_app(app)
+    cache.init_app(app)
+    jwt.init_app(app)
+
+    ops.init_app(app)
+    app.register_blueprint(users_blueprint)
+    register_error_handlers(app)
+    cli.init_app(app)
+    return app
+
+
+def migrations_directory() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")

@@ -1,0 +1,37 @@
+"""Conditional requests: strong ETags on single resources, If-None-Match -> 304,
+If-Match -> 412 on writes. The tag is a hash of the representation itself, so every
+change a client could see changes it."""
+
+import hashlib
+import json
+
+from flask import Response, request
+
+from myapp.errors import ApiError
+
+
+def etag_of(body: dict) -> str:
+    """The unquoted strong entity tag of a JSON representation."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def single_response(body: dict, status: int = 200):
+    """A single resource with its ETag; a 304 when the client's copy is current."""
+    tag = etag_of(body)
+    headers = {"ETag": f'"{tag}"'}
+    if request.method in ("GET", "HEAD") and request.if_none_match.contains_weak(tag):
+        return Response(status=304, headers=headers)
+    return body, status, headers
+
+
+def check_if_match(current_body: dict) -> None:
+    """Before a write: 412 when If-Match names a version other than the current."""
+    if "If-Match" in request.headers and not request.if_match.contains(
+        etag_of(current_body)
+    ):
+        raise ApiError(
+            412,
+            "precondition_failed",
+            "If-Match does not match the current ETag; fetch the resource again",
+        )

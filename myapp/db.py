@@ -1,0 +1,70 @@
+"""The extension objects, created unbound; create_app binds them. Features import
+from here, never from the app."""
+
+import sqlite3
+
+from flask import current_app, request
+from flask_caching import Cache
+from flask_cors import CORS
+from flask_jwt_extended import JWTManager, decode_token
+from flask_limiter import Limiter
+from flask_migrate import Migrate
+from flask_redis import FlaskRedis
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+# Stable constraint names, so migrations can alter them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def rate_limit_key() -> str:
+    """Rate limits count per user when a valid token came with the request, else per
+    client address (the proxy-corrected one when TRUSTED_PROXIES is set)."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        try:
+            return "user:" + str(decode_token(header[len("Bearer ") :])["sub"])
+        except Exception:  # an unverifiable token counts against its address
+            pass
+    return "ip:" + (request.remote_addr or "unknown")
+
+
+sql = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+redis_store = FlaskRedis()
+cors = CORS()
+# RATELIMIT_DEFAULT is read per request from the app's config: Flask-Limiter itself
+# reads it only at the first init_app.
+limiter = Limiter(
+    rate_limit_key, default_limits=[lambda: current_app.config["RATELIMIT_DEFAULT"]]
+)
+cache = Cache()
+jwt = JWTManager()
+
+
+@event.listens_for(Engine, "connect")
+def _configure_sqlite(dbapi_connection, _record) -> None:
+    """pysqlite's own BEGIN handling breaks SAVEPOINTs and delays locks; take it over,
+    and turn on what SQLite leaves off: foreign keys, and WAL for concurrent readers."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
+        dbapi_connection.execute("PRAGMA journal_mode = WAL")
+
+
+@event.listens_for(Engine, "begin")
+def _begin_sqlite(connection) -> None:
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")

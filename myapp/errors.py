@@ -1,0 +1,179 @@
+"""The one error shape, and the one place that turns any exception into it.
+
+    {"code": "not_found", "message": "...", "details": [...], "request_id": "..."}
+
+Every status an API client can meet goes through `error_response`: errors raised by
+our code (ApiError), by Werkzeug (404, 405, 413, ...), by extensions (rate limits,
+JWT) and by the database or Redis failing.
+"""
+
+import time
+from http import HTTPStatus
+
+import jwt as pyjwt
+import redis.exceptions
+from flask import Flask, Response, current_app, jsonify
+from flask_jwt_extended.exceptions import (
+    JWTExtendedException,
+    NoAuthorizationError,
+    RevokedTokenError,
+    WrongTokenError,
+)
+from flask_limiter.errors import RateLimitExceeded
+from sqlalchemy import exc as sql_errors
+from werkzeug.exceptions import HTTPException
+
+from myapp.db import limiter
+from myapp.tracing import request_id
+
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+MESSAGES = {
+    400: "Bad request",
+    401: "Authentication required",
+    404: "Resource not found",
+    405: "Method not allowed on this resource",
+    413: "Request body is too large",
+    415: "Request body must be application/json",
+    500: "Internal server error",
+    503: "Service temporarily unavailable, try again shortly",
+}
+# What a client should wait before retrying when a backing service is down.
+RETRY_AFTER_UNAVAILABLE = "5"
+UNAVAILABLE = (
+    sql_errors.OperationalError,
+    sql_errors.InterfaceError,
+    sql_errors.TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+# Headers of a Werkzeug exception worth keeping (Allow on 405, Retry-After on 429).
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+class ApiError(Exception):
+    """An error our code raises on purpose; it becomes the error shape as it is."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict] | None = None,
+        headers: dict | None = None,
+    ):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or []
+        self.headers = headers or {}
+
+
+def not_found(what: str = "Resource") -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def conflict(message: str, details: list[dict] | None = None) -> ApiError:
+    return ApiError(409, "conflict", message, details)
+
+
+def bad_request(message: str, details: list[dict] | None = None) -> ApiError:
+    return ApiError(400, "bad_request", message, details)
+
+
+def error_response(error: Exception) -> Response:
+    api_error = to_api_error(error)
+    body = {
+        "code": api_error.code,
+        "message": api_error.message,
+        "details": api_error.details,
+        "request_id": request_id(),
+    }
+    response = jsonify(body)
+    response.status_code = api_error.status
+    response.headers.update(api_error.headers)
+    return response
+
+
+def to_api_error(error: Exception) -> ApiError:
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, RateLimitExceeded):
+        return ApiError(
+            429,
+            "rate_limited",
+            f"Rate limit exceeded: {error.description}",
+            headers={"Retry-After": str(seconds_until_reset())},
+        )
+    if isinstance(error, HTTPException):
+        return from_http_exception(error)
+    if isinstance(error, (JWTExtendedException, pyjwt.PyJWTError)):
+        return ApiError(
+            401,
+            "unauthorized",
+            token_problem(error),
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if isinstance(error, UNAVAILABLE):
+        current_app.logger.warning("Backing service unavailable: %r", error)
+        return ApiError(
+            503,
+            "service_unavailable",
+            MESSAGES[503],
+            headers={"Retry-After": RETRY_AFTER_UNAVAILABLE},
+        )
+    if isinstance(error, sql_errors.IntegrityError):
+        return ApiError(409, "conflict", "The change conflicts with existing data")
+    current_app.logger.error("Unhandled error", exc_info=error)
+    return ApiError(500, "internal_error", MESSAGES[500])
+
+
+def seconds_until_reset() -> int:
+    current = limiter.current_limit
+    if current is None:
+        return 1
+    return max(1, int(current.reset_at - time.time()))
+
+
+def from_http_exception(error: HTTPException) -> ApiError:
+    status = error.code or 500
+    code = CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
+    message = MESSAGES.get(status) or HTTPStatus(status).phrase
+    headers = {
+        name: value for name, value in error.get_headers() if name in KEPT_HEADERS
+    }
+    return ApiError(status, code, message, headers=headers)
+
+
+def token_problem(error: Exception) -> str:
+    if isinstance(error, NoAuthorizationError):
+        return "Missing or malformed Authorization header; send 'Bearer <token>'"
+    if isinstance(error, pyjwt.ExpiredSignatureError):
+        return "Token has expired"
+    if isinstance(error, RevokedTokenError):
+        return "Token has been revoked"
+    if isinstance(error, WrongTokenError):
+        return "Wrong kind of token for this endpoint"
+    return "Invalid token"
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Errors outside the feature Apis (unknown URLs, ops routes) take the same shape;
+    the feature Apis route theirs to error_response too (see myapp/api.py).
+    Call after the extensions are bound: flask-jwt-extended registers handlers of its
+    own ({"msg"}, 401/422) for each of its exceptions, and ours must replace them."""
+    app.register_error_handler(Exception, error_response)
+    for exception_class in list(app.error_handler_spec[None][None]):
+        if issubclass(exception_class, (JWTExtendedException, pyjwt.PyJWTError)):
+            app.register_error_handler(exception_class, error_response)

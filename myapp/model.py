@@ -1,0 +1,55 @@
+"""What every SQL-backed model shares: lookup by id, set-based paging, timestamps."""
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from myapp.db import sql
+from myapp.errors import not_found
+from myapp.pagination import ListQuery
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """RFC 3339 in UTC. SQLite hands back naive datetimes; they were stored as UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class SqlModel:
+    """Mixin for sql.Model classes; each sets `label` and `sort_columns`."""
+
+    label = "Resource"
+    sort_columns: dict[str, Any] = {}
+
+    @classmethod
+    def get_or_404(cls, item_id: int, *, for_update: bool = False):
+        statement = select(cls).where(cls.id == item_id)
+        if for_update:
+            statement = statement.with_for_update()
+        item = sql.session.scalars(statement).first()
+        if item is None:
+            raise not_found(cls.label)
+        return item
+
+    @classmethod
+    def page(cls, statement: Select, query: ListQuery) -> tuple[list, int]:
+        """One page of `statement` in the requested order, and the true total."""
+        total = sql.session.scalar(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        )
+        column = cls.sort_columns[query.sort]
+        order = column.desc() if query.descending else column.asc()
+        rows = sql.session.scalars(
+            statement.order_by(order, cls.id.desc() if query.descending else cls.id)
+            .limit(query.per_page)
+            .offset(query.offset)
+        )
+        return list(rows), total

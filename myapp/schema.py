@@ -1,0 +1,101 @@
+"""JSON Schema validation, compiled once per schema, reporting every problem.
+
+The same schema dicts validate request bodies and become the Swagger models
+(myapp/api.py), so what the docs promise is what the server enforces.
+"""
+
+import json
+from typing import Any
+
+from flask import request
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from myapp.errors import ApiError
+
+FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
+# Text a person typed: not blank, no control characters (PostgreSQL cannot store
+# NUL, and no name, title or search term needs a newline).
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
+EMAIL_PATTERN = r"^[^\x00-\x20\x7f@]+@[^\x00-\x20\x7f@]+$"
+# id(schema) -> (schema, validator). Schemas are module constants, so ids are stable;
+# keeping the schema in the value keeps its id from being reused.
+_compiled: dict[int, tuple[dict, Draft202012Validator]] = {}
+
+
+def text(max_length: int, **extra) -> dict:
+    """The schema of a text field: 1..max_length characters, see TEXT_PATTERN."""
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_length,
+        "pattern": TEXT_PATTERN,
+        **extra,
+    }
+
+
+def email_address(**extra) -> dict:
+    return {
+        "type": "string",
+        "format": "email",
+        "maxLength": 254,
+        "pattern": EMAIL_PATTERN,
+        **extra,
+    }
+
+
+def validator_for(schema: dict) -> Draft202012Validator:
+    entry = _compiled.get(id(schema))
+    if entry is None:
+        Draft202012Validator.check_schema(schema)
+        entry = (schema, Draft202012Validator(schema, format_checker=FORMAT_CHECKER))
+        _compiled[id(schema)] = entry
+    return entry[1]
+
+
+def problems(schema: dict, instance: Any) -> list[dict]:
+    """Every way `instance` breaks `schema`, as {"field", "problem"}, by field."""
+    found = []
+    for error in validator_for(schema).iter_errors(instance):
+        found.extend(describe(error))
+    return sorted(found, key=lambda item: (item["field"], item["problem"]))
+
+
+def describe(error: ValidationError) -> list[dict]:
+    path = ".".join(str(part) for part in error.absolute_path)
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        return [{"field": _join(path, missing), "problem": "is required"}]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        return [
+            {"field": _join(path, name), "problem": "is not an allowed field"}
+            for name in error.instance
+            if name not in allowed
+        ]
+    return [{"field": path or "body", "problem": error.message}]
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def validate(schema: dict, instance: Any) -> Any:
+    """Return `instance` unchanged if it is valid, else raise 400 validation_error."""
+    found = problems(schema, instance)
+    if found:
+        raise ApiError(400, "validation_error", "Request body is invalid", found)
+    return instance
+
+
+def json_body() -> Any:
+    """The request's JSON body: 415 unless it is application/json, 400 if malformed."""
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type", "Request body must be application/json"
+        )
+    raw = request.get_data(cache=True)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "bad_request", "Request body is not valid JSON") from None

@@ -1,0 +1,200 @@
+"""Loading and checking config: class, instance/config.py, env, then test_config.
+
+Config is read only here, when the app is made, never at import time.
+"""
+
+import json
+import os
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask
+from limits import parse_many
+
+from default_config import CONFIGS, DevelopmentConfig
+
+# Environment variables whose names differ from the config key they set.
+ENV_ALIASES = {"DATABASE_URL": "SQLALCHEMY_DATABASE_URI"}
+SECRET_KEYS = ("SECRET_KEY", "JWT_SECRET_KEY")
+MIN_SECRET_LENGTH = 32
+SQL_SCHEMES = {"postgresql", "postgresql+psycopg", "postgres", "sqlite"}
+REDIS_SCHEMES = {"redis", "rediss", "unix"}
+RATE_LIMIT_KEYS = ("RATELIMIT_LOGIN", "RATELIMIT_REGISTER", "RATELIMIT_DEFAULT")
+POSITIVE_NUMBERS = (
+    "MAX_CONTENT_LENGTH",
+    "JWT_ACCESS_TOKEN_EXPIRES",
+    "JWT_REFRESH_TOKEN_EXPIRES",
+    "REDIS_SOCKET_TIMEOUT",
+    "DATABASE_CONNECT_TIMEOUT",
+    "DATABASE_STATEMENT_TIMEOUT_MS",
+    "DATABASE_LOCK_TIMEOUT_MS",
+    "ARGON2_TIME_COST",
+    "ARGON2_MEMORY_COST",
+    "ARGON2_PARALLELISM",
+    "CACHE_DEFAULT_TIMEOUT",
+)
+
+
+class ConfigError(RuntimeError):
+    """The service cannot start with this configuration; the message says why."""
+
+
+def load_config(app: Flask, config_name: str | None, test_config: dict | None):
+    name = config_name or os.environ.get("MYAPP_ENV", "production")
+    if name not in CONFIGS:
+        raise ConfigError(f"MYAPP_ENV must be one of {sorted(CONFIGS)}, not {name!r}")
+    app.config.from_object(CONFIGS[name])
+    app.config["MYAPP_ENV"] = name
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(overrides_from_env(app.config, os.environ))
+    app.config.update(test_config or {})
+    apply_defaults(app)
+    problems = find_problems(app.config)
+    if problems:
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems))
+    derive_extension_settings(app.config)
+
+
+def overrides_from_env(config: dict, environ: dict) -> dict:
+    """Env vars named like a config key, coerced to the type of that key's default."""
+    overrides = {}
+    for var, raw in environ.items():
+        key = ENV_ALIASES.get(var, var)
+        if key in config and key.isupper():
+            overrides[key] = coerce(var, raw, config[key])
+    return overrides
+
+
+def coerce(var: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            return parse_bool(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, (list, tuple)):
+            if raw.strip().startswith("["):
+                return list(json.loads(raw))
+            return [part.strip() for part in raw.split(",") if part.strip()]
+        if isinstance(default, dict):
+            return dict(json.loads(raw))
+    except (ValueError, TypeError):
+        kind = type(default).__name__
+        raise ConfigError(f"{var} must be a {kind}, not {raw!r}") from None
+    return raw
+
+
+def parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(raw)
+
+
+def apply_defaults(app: Flask) -> None:
+    """Development runs with nothing set: a SQLite file in instance/, local Redis."""
+    if app.config["MYAPP_ENV"] != "development":
+        return
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        path = os.path.join(app.instance_path, "myapp.db")
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
+    if not app.config["REDIS_URL"]:
+        app.config["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+
+
+def find_problems(config: dict) -> list[str]:
+    """One message per problem, each naming the variable to fix."""
+    problems = []
+    for key in SECRET_KEYS:
+        value = config.get(key) or ""
+        if len(value) < MIN_SECRET_LENGTH:
+            problems.append(f"{key} must be set to at least {MIN_SECRET_LENGTH} chars")
+        elif config["MYAPP_ENV"] == "production" and value in _development_secrets():
+            problems.append(f"{key} is the public development value; set a real one")
+    problems += _url_problems(
+        "DATABASE_URL", config.get("SQLALCHEMY_DATABASE_URI"), SQL_SCHEMES
+    )
+    problems += _url_problems("REDIS_URL", config.get("REDIS_URL"), REDIS_SCHEMES)
+    for key in RATE_LIMIT_KEYS:
+        try:
+            parse_many(str(config.get(key)))
+        except ValueError:
+            problems.append(f"{key} is not a rate limit such as '5 per minute'")
+    for key in POSITIVE_NUMBERS:
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            problems.append(f"{key} must be a positive number, not {value!r}")
+    if (
+        not isinstance(config.get("TRUSTED_PROXIES"), int)
+        or config["TRUSTED_PROXIES"] < 0
+    ):
+        problems.append("TRUSTED_PROXIES must be a whole number >= 0")
+    for origin in config.get("CORS_ORIGINS") or []:
+        parts = urlsplit(origin)
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
+            problems.append(f"CORS_ORIGINS entry {origin!r} is not an origin")
+    return problems
+
+
+def _development_secrets() -> set[str]:
+    return {getattr(DevelopmentConfig, key) for key in SECRET_KEYS}
+
+
+def _url_problems(var: str, url: str | None, schemes: set[str]) -> list[str]:
+    if not url:
+        return [f"{var} must be set"]
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        return [f"{var} must be a URL with scheme {'/'.join(sorted(schemes))}"]
+    if parts.scheme == "unix" and not parts.path:
+        return [f"{var} must name the socket path"]
+    return []
+
+
+def derive_extension_settings(config: dict) -> None:
+    """Translate our keys into the ones each extension reads."""
+    url = config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    config["SQLALCHEMY_DATABASE_URI"] = url
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config, url)
+    for key in ("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"):
+        config[key] = timedelta(seconds=config[key])
+    timeouts = redis_timeouts(config)
+    config["RATELIMIT_STORAGE_URI"] = limiter_storage_uri(config["REDIS_URL"])
+    config["RATELIMIT_STORAGE_OPTIONS"] = timeouts
+    config["CACHE_TYPE"] = "RedisCache"
+    config["CACHE_REDIS_URL"] = config["REDIS_URL"]
+    config["CACHE_OPTIONS"] = timeouts
+
+
+def redis_timeouts(config: dict) -> dict:
+    timeout = config["REDIS_SOCKET_TIMEOUT"]
+    return {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+
+
+def engine_options(config: dict, url: str) -> dict:
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        options["connect_args"] = {
+            "connect_timeout": config["DATABASE_CONNECT_TIMEOUT"],
+            "options": (
+                f"-c statement_timeout={config['DATABASE_STATEMENT_TIMEOUT_MS']}"
+                f" -c lock_timeout={config['DATABASE_LOCK_TIMEOUT_MS']}"
+            ),
+        }
+    elif url.startswith("sqlite"):
+        # Seconds a writer waits for SQLite's lock before failing.
+        options["connect_args"] = {"timeout": config["DATABASE_LOCK_TIMEOUT_MS"] / 1000}
+    return options
+
+
+def limiter_storage_uri(redis_url: str) -> str:
+    """The `limits` package spells a Redis unix socket redis+unix://."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://") :]
+    return redis_url

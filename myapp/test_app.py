@@ -1,0 +1,454 @@
+"""The shared mechanics: config, the error shape, ops endpoints, request ids, CORS,
+rate limits, the specs and docs, migrations, and pagination/validation properties."""
+
+import math
+import os
+
+import pytest
+import sqlalchemy
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import sign_in
+from myapp import create_app
+from myapp.db import sql
+from myapp.pagination import ListParams, link_header
+from myapp.schema import problems, validate
+from myapp.settings import ConfigError
+from myapp.testing import assert_error
+from myapp.users.models import UserModel
+
+STRONG = "a-production-secret-that-is-long-enough-0123"
+PRODUCTION_ENV = {
+    "SECRET_KEY": STRONG,
+    "JWT_SECRET_KEY": STRONG + "-jwt",
+    "DATABASE_URL": "postgresql://myapp@127.0.0.1:5432/myapp",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def environ(monkeypatch):
+    """A clean environment for config tests: only what the test sets."""
+    for name in list(os.environ):
+        if name in PRODUCTION_ENV or name.startswith(("MYAPP_", "RATELIMIT_", "CORS_")):
+            monkeypatch.delenv(name)
+
+    def set_env(**values):
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+
+    return set_env
+
+
+# --- Config
+
+
+def test_production_starts_with_strong_secrets_and_urls(environ):
+    environ(**PRODUCTION_ENV)
+    app = create_app()
+    assert app.config["MYAPP_ENV"] == "production"
+    assert not app.debug and not app.testing
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == PRODUCTION_ENV["DATABASE_URL"]
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "JWT_SECRET_KEY"])
+@pytest.mark.parametrize("value", [None, "x" * 31])
+def test_production_refuses_a_missing_or_weak_secret(environ, variable, value):
+    environ(**{**PRODUCTION_ENV, variable: value or ""})
+    with pytest.raises(ConfigError, match=variable):
+        create_app()
+
+
+def test_production_refuses_the_development_secrets(environ):
+    from default_config import DevelopmentConfig
+
+    environ(**{**PRODUCTION_ENV, "SECRET_KEY": DevelopmentConfig.SECRET_KEY})
+    with pytest.raises(ConfigError, match="SECRET_KEY is the public development"):
+        create_app("production")
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("DATABASE_URL", "mysql://db/x"),
+        ("DATABASE_URL", ""),
+        ("REDIS_URL", "http://cache"),
+        ("RATELIMIT_LOGIN", "often"),
+        ("MAX_CONTENT_LENGTH", "lots"),
+        ("MAX_CONTENT_LENGTH", "0"),
+        ("RATELIMIT_HEADERS_ENABLED", "maybe"),
+        ("CORS_ORIGINS", "not an origin"),
+        ("TRUSTED_PROXIES", "-1"),
+        ("MYAPP_ENV", "staging"),
+    ],
+)
+def test_bad_settings_are_named(environ, variable, value):
+    environ(**{**PRODUCTION_ENV, variable: value})
+    with pytest.raises(ConfigError, match=variable):
+        create_app()
+
+
+def test_every_problem_is_reported_at_once(environ):
+    environ(DATABASE_URL="mysql://x", REDIS_URL="http://y")
+    with pytest.raises(ConfigError) as raised:
+        create_app("production")
+    for variable in ("SECRET_KEY", "JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
+        assert variable in str(raised.value)
+
+
+def test_environment_overrides_are_typed(environ):
+    environ(
+        **PRODUCTION_ENV,
+        MAX_CONTENT_LENGTH="2048",
+        RATELIMIT_HEADERS_ENABLED="false",
+        CORS_ORIGINS="https://a.example, https://b.example:8443",
+        REDIS_SOCKET_TIMEOUT="0.25",
+        JWT_ACCESS_TOKEN_EXPIRES="60",
+    )
+    config = create_app().config
+    assert config["MAX_CONTENT_LENGTH"] == 2048
+    assert config["RATELIMIT_HEADERS_ENABLED"] is False
+    assert config["CORS_ORIGINS"] == ["https://a.example", "https://b.example:8443"]
+    assert config["REDIS_SOCKET_TIMEOUT"] == 0.25
+    assert config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 60
+
+
+def test_postgres_scheme_and_unix_redis_are_translated(environ):
+    environ(
+        **{
+            **PRODUCTION_ENV,
+            "DATABASE_URL": "postgres://u@h/db",
+            "REDIS_URL": "unix:///run/redis.sock?db=2",
+        }
+    )
+    config = create_app().config
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql://u@h/db"
+    assert config["RATELIMIT_STORAGE_URI"] == "redis+unix:///run/redis.sock?db=2"
+
+
+def test_load_order_class_instance_env_test_config(environ, monkeypatch, tmp_path):
+    (tmp_path / "config.py").write_text(
+        "RATELIMIT_LOGIN = '7 per minute'\nRATELIMIT_REGISTER = '8 per hour'\n"
+        "RATELIMIT_DEFAULT = '9 per hour'\n"
+    )
+    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda self: str(tmp_path))
+    environ(
+        **PRODUCTION_ENV, RATELIMIT_REGISTER="80 per hour", RATELIMIT_DEFAULT="90/hour"
+    )
+    config = create_app(test_config={"RATELIMIT_DEFAULT": "99 per hour"}).config
+    assert config["RATELIMIT_LOGIN"] == "7 per minute"  # instance/config.py
+    assert config["RATELIMIT_REGISTER"] == "80 per hour"  # env beats instance
+    assert config["RATELIMIT_DEFAULT"] == "99 per hour"  # test_config beats env
+
+
+def test_development_needs_nothing_set(environ):
+    config = create_app("development").config
+    assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+    assert config["SQLALCHEMY_DATABASE_URI"].endswith(
+        os.path.join("instance", "myapp.db")
+    )
+
+
+# --- The error shape, for every kind of failure
+
+
+def test_unknown_urls_are_404_in_the_error_shape(client):
+    for path in ("/nope", "/users/nope/deeper", "/users/me/sessions/a/b"):
+        assert_error(client.get(path), 404, "not_found")
+
+
+def test_wrong_method_is_405_with_allow(client):
+    response = client.put("/users/tokens")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+    assert_error(client.post("/healthz"), 405, "method_not_allowed")
+
+
+def boom():
+    raise RuntimeError("SELECT secret FROM vault -- stack details")
+
+
+@pytest.mark.parametrize("where", ["plain route", "feature resource"])
+def test_unexpected_errors_are_a_bare_500(make_app, admin, monkeypatch, where):
+    app = make_app()
+    client = app.test_client()
+    if where == "plain route":
+        app.add_url_rule("/boom", "boom", boom)
+        response = client.get("/boom")
+    else:
+        monkeypatch.setattr(UserModel, "list", classmethod(lambda cls, query: boom()))
+        response = client.get("/users/", headers=admin.headers)
+    body = assert_error(response, 500, "internal_error")
+    assert body["message"] == "Internal server error" and body["details"] == []
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
+def test_a_database_failure_is_503_with_retry_after(client, admin, monkeypatch):
+    def fail(cls, query):
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("gone"))
+
+    monkeypatch.setattr(UserModel, "list", classmethod(fail))
+    response = client.get("/users/", headers=admin.headers)
+    body = assert_error(response, 503, "service_unavailable")
+    assert response.headers["Retry-After"] == "5"
+    assert "SELECT" not in response.text and "gone" not in body["message"]
+
+
+def test_an_unreachable_redis_is_503_for_token_checks(make_app, member):
+    cut_off = make_app(REDIS_URL=UNREACHABLE_REDIS).test_client()
+    response = cut_off.get("/users/me", headers=member.headers)
+    assert_error(response, 503, "service_unavailable")
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_default_rate_limit_applies_per_identity(make_app, member):
+    client = make_app(RATELIMIT_DEFAULT="2 per minute").test_client()
+    for remaining in ("1", "0"):
+        response = client.get("/users/me", headers=member.headers)
+        assert response.status_code == 200
+        assert response.headers["X-RateLimit-Limit"] == "2"
+        assert response.headers["X-RateLimit-Remaining"] == remaining
+        assert "Retry-After" not in response.headers
+    limited = client.get("/users/me", headers=member.headers)
+    assert_error(limited, 429, "rate_limited")
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
+
+
+def test_health_endpoints_are_not_rate_limited(make_app):
+    client = make_app(RATELIMIT_DEFAULT="1 per minute").test_client()
+    for _ in range(3):
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readiness").status_code == 200
+
+
+# --- Every response: JSON and a request id
+
+
+def test_responses_are_json_with_a_request_id(client):
+    for path in ("/", "/healthz", "/readiness", "/users/swagger.json", "/nope"):
+        response = client.get(path)
+        assert response.content_type == "application/json"
+        assert len(response.headers["X-Request-ID"]) == 36
+
+
+@pytest.mark.parametrize("sent", ["abc-123", "x" * 128, "req id with spaces ~!"])
+def test_a_sane_request_id_is_echoed(client, sent):
+    response = client.get("/nope", headers={"X-Request-ID": sent})
+    assert response.headers["X-Request-ID"] == sent
+    assert response.get_json()["request_id"] == sent
+
+
+@pytest.mark.parametrize("sent", ["x" * 129, "tab\tinside", "caf\u00e9", ""])
+def test_an_insane_request_id_is_replaced(client, sent):
+    response = client.get("/healthz", headers={"X-Request-ID": sent})
+    assert response.headers["X-Request-ID"] != sent
+    assert len(response.headers["X-Request-ID"]) == 36
+
+
+# --- Ops
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_readiness_when_everything_answers(client):
+    response = client.get("/readiness")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": "ok"},
+    }
+
+
+def test_readiness_names_redis_when_it_is_down(make_app):
+    response = make_app(REDIS_URL=UNREACHABLE_REDIS).test_client().get("/readiness")
+    body = assert_error(response, 503, "service_unavailable")
+    assert body["details"] == [{"field": "redis", "problem": "unreachable"}]
+
+
+def test_readiness_names_the_database_when_it_is_down(redis_url):
+    app = create_app(
+        "testing",
+        {
+            "SQLALCHEMY_DATABASE_URI": "postgresql://nobody@127.0.0.1:1/none",
+            "REDIS_URL": redis_url,
+            "DATABASE_CONNECT_TIMEOUT": 1,
+        },
+    )
+    body = assert_error(app.test_client().get("/readiness"), 503, "service_unavailable")
+    assert body["details"] == [{"field": "database", "problem": "unreachable"}]
+    assert "nobody" not in str(body)
+
+
+def test_index_lists_each_feature_with_working_links(client):
+    response = client.get("/")
+    features = {feature["name"]: feature for feature in response.get_json()["features"]}
+    assert features["users"]["docs_url"] == "/users/docs"
+    assert features["users"]["description"]
+    for feature in features.values():
+        assert client.get(feature["docs_url"]).status_code == 200
+        assert client.get(feature["spec_url"]).status_code == 200
+
+
+def test_swagger_ui_and_spec(client):
+    docs = client.get("/users/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    spec = client.get("/users/swagger.json").get_json()
+    assert spec["swagger"] == "2.0" and spec["basePath"] == "/users"
+    assert {"User", "Registration", "Error", "TokenPair"} <= set(spec["definitions"])
+    assert "$schema" not in client.get("/users/swagger.json").text
+    assert client.get("/swaggerui/swagger-ui-bundle.js").status_code == 200
+
+
+# --- CORS
+
+
+ALLOWED = "https://app.example.test"
+
+
+def test_cors_allows_configured_origins(client):
+    response = client.get("/healthz", headers={"Origin": ALLOWED})
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "X-Request-ID" in response.headers["Access-Control-Expose-Headers"]
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+def test_cors_ignores_other_origins(client):
+    response = client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Access-Control-Allow-Origin" not in client.get("/healthz").headers
+
+
+def test_cors_preflight(client):
+    response = client.options(
+        "/users/me",
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "Authorization, Content-Type, If-Match",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "PATCH" in response.headers["Access-Control-Allow-Methods"]
+    allowed = response.headers["Access-Control-Allow-Headers"].lower()
+    assert {"authorization", "content-type", "if-match"} <= set(allowed.split(", "))
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+# --- Migrations are the only source of the schema
+
+
+def test_models_and_migrations_agree(app):
+    with app.app_context():
+        context = MigrationContext.configure(
+            sql.session.connection(), opts={"compare_type": True}
+        )
+        assert compare_metadata(context, sql.metadata) == []
+
+
+def test_emails_are_unique_in_any_case_in_the_database(app):
+    with app.app_context():
+        sql.session.add(
+            UserModel(email="Same@Example.com", name="A", password_hash="x")
+        )
+        sql.session.flush()
+        sql.session.add(
+            UserModel(email="same@example.COM", name="B", password_hash="x")
+        )
+        with pytest.raises(sqlalchemy.exc.IntegrityError):
+            sql.session.flush()
+        sql.session.rollback()
+
+
+def test_migrations_run_down_and_up_again(tmp_path, redis_url):
+    import flask_migrate
+
+    url = f"sqlite:///{tmp_path / 'roundtrip.db'}"
+    app = create_app(
+        "testing", {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url}
+    )
+    with app.app_context():
+        flask_migrate.upgrade()
+        flask_migrate.downgrade(revision="base")
+        assert sqlalchemy.inspect(sql.engine).get_table_names() == ["alembic_version"]
+        flask_migrate.upgrade()
+        assert "users" in sqlalchemy.inspect(sql.engine).get_table_names()
+        sql.engine.dispose()
+
+
+def test_the_whole_flow_survives_a_real_commit(client, member):
+    """Sanity: an account made through the API can sign in again later."""
+    assert sign_in(client, member.email, member.password)["token_type"] == "Bearer"
+
+
+# --- Properties of pagination and validation
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    total=st.integers(0, 10**6),
+    per_page=st.integers(1, 100),
+    page=st.integers(1, 20000),
+)
+def test_link_header_properties(total, per_page, page):
+    with Flask(__name__).test_request_context(f"/things/?page={page}&sort=name"):
+        header = link_header(page, per_page, total)
+    links = {
+        part.split('rel="')[1].rstrip('"'): part.split(">")[0].lstrip("<")
+        for part in header.split(", ")
+    }
+    last = max(1, math.ceil(total / per_page))
+    assert links["first"].endswith("page=1") and links["last"].endswith(f"page={last}")
+    assert ("prev" in links) == (page > 1)
+    assert ("next" in links) == (page < last)
+    assert all("sort=name" in url for url in links.values())
+
+
+LIST = ListParams(["name"], "name", filters={"open": {"type": "boolean"}})
+
+
+@settings(max_examples=200, deadline=None)
+@given(per_page=st.one_of(st.integers(-5, 200), st.text(max_size=5)))
+def test_per_page_is_accepted_only_in_range(per_page):
+    with Flask(__name__).test_request_context(f"/?per_page={per_page}"):
+        valid = isinstance(per_page, int) and 1 <= per_page <= 100
+        text_valid = str(per_page).isdigit() and 1 <= int(str(per_page)) <= 100
+        if valid or text_valid:
+            assert LIST.parse().per_page == int(str(per_page))
+        else:
+            with pytest.raises(Exception) as raised:
+                LIST.parse()
+            assert raised.value.status == 400
+
+
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {"name": {"type": "string", "maxLength": 5}},
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=8), st.integers() | st.text()))
+def test_every_unknown_field_is_reported(body):
+    found = {problem["field"] for problem in problems(SCHEMA, body)}
+    for key in body:
+        if key != "name":
+            assert key in found
+    assert ("name" in found) == (
+        "name" not in body or not isinstance(body["name"], str) or len(body["name"]) > 5
+    )
+
+
+@given(st.text(max_size=5))
+def test_valid_bodies_pass_through_unchanged(name):
+    assert validate(SCHEMA, {"name": name}) == {"name": name}

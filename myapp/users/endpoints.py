@@ -1,0 +1,224 @@
+"""/users: registration, tokens and sessions, your profile, and user admin."""
+
+from flask import current_app, request
+from flask_jwt_extended import get_jwt
+
+from myapp.api import Resource, make_api, no_content
+from myapp.auth import current_identity
+from myapp.conditional import check_if_match, single_response
+from myapp.db import jwt, limiter, sql
+from myapp.pagination import ListParams, list_schema, page_response
+from myapp.schema import json_body, text, validate
+from myapp.users.models import (
+    ROLE,
+    TOKEN_SCHEMA,
+    SessionModel,
+    UserModel,
+    bad_credentials,
+    open_session,
+    token_pair,
+)
+
+feature = make_api(
+    "users",
+    "myapp users",
+    "Accounts, sign-in tokens and sessions, profiles and user administration",
+)
+blueprint, ns = feature.blueprint, feature.ns
+# Revocation is checked for every token, by every feature, on every instance.
+blueprint.record_once(
+    lambda _state: jwt.token_in_blocklist_loader(SessionModel.token_revoked)
+)
+
+user_model = feature.model("User", UserModel.read_schema)
+user_page_model = feature.model("UserPage", list_schema(UserModel.read_schema))
+registration_model = feature.model("Registration", UserModel.write_schema)
+profile_model = feature.model("ProfileUpdate", UserModel.profile_schema)
+admin_update_model = feature.model("UserUpdate", UserModel.admin_schema)
+credentials_model = feature.model("Credentials", UserModel.credentials_schema)
+token_model = feature.model("TokenPair", TOKEN_SCHEMA)
+session_page_model = feature.model("SessionPage", list_schema(SessionModel.read_schema))
+
+USER_LIST = ListParams(
+    ["id", "email", "name", "created_at"],
+    "id",
+    filters={
+        "role": ROLE,
+        "q": text(100, description="Substring of the email or name, any case"),
+    },
+)
+SESSION_LIST = ListParams(["created_at", "refreshed_at"], "-created_at")
+
+
+def login_rate_key() -> str:
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    email = email.lower() if isinstance(email, str) else ""
+    return f"login:{request.remote_addr}:{email}"
+
+
+login_limit = limiter.limit(
+    lambda: current_app.config["RATELIMIT_LOGIN"], key_func=login_rate_key
+)
+register_limit = limiter.limit(
+    lambda: current_app.config["RATELIMIT_REGISTER"],
+    key_func=lambda: f"register:{request.remote_addr}",
+)
+
+
+def signed_in_user() -> UserModel:
+    user = sql.session.get(UserModel, current_identity().user_id)
+    if user is None:
+        raise bad_credentials("This account no longer exists")
+    return user
+
+
+@feature.route("/")
+class Users(Resource):
+    @feature.requires("admin")
+    @ns.doc(params=USER_LIST.swagger_params())
+    @ns.response(200, "A page of users", user_page_model)
+    @feature.errors(400)
+    def get(self):
+        """List users (admin)."""
+        query = USER_LIST.parse()
+        users, total = UserModel.list(query)
+        return page_response([user.as_json() for user in users], total, query)
+
+    @register_limit
+    @feature.expects(registration_model)
+    @ns.response(201, "Registered as a member", user_model)
+    @feature.errors(409)
+    def post(self):
+        """Register: a new member account."""
+        user = UserModel.create(json_body())
+        return single_response(user.as_json(), 201)
+
+
+@feature.route("/tokens")
+class Tokens(Resource):
+    @login_limit
+    @feature.expects(credentials_model)
+    @ns.response(201, "Signed in: a token pair for a new session", token_model)
+    @feature.errors(401)
+    def post(self):
+        """Sign in with email and password."""
+        data = validate(UserModel.credentials_schema, json_body())
+        user = UserModel.authenticate(data["email"], data["password"])
+        return token_pair(user, open_session(user)), 201
+
+
+@feature.route("/tokens/refresh")
+class TokenRefresh(Resource):
+    @feature.requires(token="refresh")
+    @ns.response(201, "A new token pair; the refresh token sent is spent", token_model)
+    def post(self):
+        """Exchange the refresh token (as the Bearer token) for a new pair.
+
+        Reusing a spent refresh token revokes its whole session.
+        """
+        identity = current_identity()
+        session = SessionModel.get(identity.session_id)
+        user = sql.session.get(UserModel, identity.user_id)
+        if session is None or user is None:
+            raise bad_credentials("Session has ended; sign in again")
+        session.rotate(get_jwt()["jti"])
+        return token_pair(user, session), 201
+
+
+@feature.route("/tokens/current")
+class CurrentToken(Resource):
+    @feature.requires(token="any")
+    @ns.response(204, "Signed out: the session and every token it issued are revoked")
+    def delete(self):
+        """Sign out (with the access or the refresh token)."""
+        session = SessionModel.get(current_identity().session_id)
+        if session is not None:
+            session.delete()
+        return no_content()
+
+
+@feature.route("/me")
+class Me(Resource):
+    @feature.requires()
+    @ns.response(200, "Your profile", user_model)
+    @ns.response(304, "Not modified (If-None-Match)")
+    def get(self):
+        """Your own profile."""
+        return single_response(signed_in_user().as_json())
+
+    @feature.requires()
+    @feature.expects(profile_model)
+    @ns.response(200, "Updated profile", user_model)
+    @feature.errors(412)
+    def patch(self):
+        """Change your name, or your password (signs out your other sessions)."""
+        user = signed_in_user()
+        check_if_match(user.as_json())
+        changed = user.update_profile(json_body())
+        if "password" in changed:
+            SessionModel.delete_all(user.id, keep=current_identity().session_id)
+        sql.session.flush()
+        return single_response(user.as_json())
+
+
+@feature.route("/me/sessions")
+class MySessions(Resource):
+    @feature.requires()
+    @ns.doc(params=SESSION_LIST.swagger_params())
+    @ns.response(200, "A page of your live sessions", session_page_model)
+    @feature.errors(400)
+    def get(self):
+        """Your signed-in sessions."""
+        identity = current_identity()
+        query = SESSION_LIST.parse()
+        sessions, total = SessionModel.list(identity.user_id, query)
+        items = [session.as_json(identity.session_id) for session in sessions]
+        return page_response(items, total, query)
+
+
+@feature.route("/me/sessions/<string:session_id>")
+class MySession(Resource):
+    @feature.requires()
+    @ns.response(204, "Revoked: the session's tokens no longer work")
+    @feature.errors(404)
+    def delete(self, session_id):
+        """Revoke one of your sessions."""
+        SessionModel.get_or_404(session_id, current_identity().user_id).delete()
+        return no_content()
+
+
+@feature.route("/<int:user_id>")
+class User(Resource):
+    @feature.requires("admin")
+    @ns.response(200, "The user", user_model)
+    @ns.response(304, "Not modified (If-None-Match)")
+    @feature.errors(404)
+    def get(self, user_id):
+        """One user (admin)."""
+        return single_response(UserModel.get_or_404(user_id).as_json())
+
+    @feature.requires("admin")
+    @feature.expects(admin_update_model)
+    @ns.response(200, "Updated user", user_model)
+    @feature.errors(404, 409, 412)
+    def patch(self, user_id):
+        """Rename a user or change their role (admin); a role change signs them out."""
+        user = UserModel.get_or_404(user_id, for_update=True)
+        check_if_match(user.as_json())
+        changed = user.update(json_body())
+        sql.session.flush()
+        if "role" in changed:
+            SessionModel.delete_all(user.id)
+        return single_response(user.as_json())
+
+    @feature.requires("admin")
+    @ns.response(204, "Deleted; the user's sessions are revoked")
+    @feature.errors(404, 409, 412)
+    def delete(self, user_id):
+        """Delete a user (admin). The last admin cannot be deleted."""
+        user = UserModel.get_or_404(user_id, for_update=True)
+        check_if_match(user.as_json())
+        user.delete()
+        SessionModel.delete_all(user_id)
+        return no_content()
