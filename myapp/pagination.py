@@ -5,6 +5,7 @@ documents them in Swagger and parses them, rejecting bad values with a 400.
 """
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -14,6 +15,8 @@ from flask import request
 from myapp.errors import bad_request
 from myapp.schema import problems
 
+# ASCII digits only: str.isdigit() and int() also take '²' or other scripts' digits.
+INTEGER = re.compile(r"-?[0-9]+")
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
 # Far past any real last page, and small enough that its offset fits every database.
@@ -99,7 +102,7 @@ class ListParams:
         """Query strings are text; convert to the declared type when it parses, and
         leave the text for the schema to reject when it does not."""
         kind = self.schema["properties"].get(name, {}).get("type")
-        if kind == "integer" and raw.lstrip("-").isdigit():
+        if kind == "integer" and INTEGER.fullmatch(raw):
             return int(raw)
         if kind == "boolean" and raw in ("true", "false"):
             return raw == "true"
