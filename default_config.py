@@ -27,7 +27,6 @@ class Config:
     TRUSTED_PROXIES = 0
     RESTX_ERROR_404_HELP = False
     RESTX_MASK_SWAGGER = False
-    ERROR_INCLUDE_MESSAGE = False
     PROPAGATE_EXCEPTIONS = False
 
     # Tokens (lifetimes in seconds)
