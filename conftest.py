@@ -213,3 +213,20 @@ def staff(make_account):
 @pytest.fixture
 def admin(make_account):
     return make_account("admin")
+
+
+@pytest.fixture
+def committing_app(database_url, redis_url, redis_client):
+    """An app whose requests really commit (for concurrency tests: each request has
+    its own connection). Its tables are emptied and Redis flushed afterwards."""
+    app = create_app(
+        "testing", {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url}
+    )
+    yield app
+    with app.app_context():
+        sql.session.remove()
+        for table in reversed(sql.metadata.sorted_tables):
+            sql.session.execute(table.delete())
+        sql.session.commit()
+        sql.engine.dispose()
+    redis_client.flushdb()

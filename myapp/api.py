@@ -9,7 +9,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 
 import flask_restx
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from flask_restx import Api, Namespace
 from werkzeug.routing import IntegerConverter
 
@@ -95,13 +95,22 @@ class FeatureApi(Api):
 class Resource(flask_restx.Resource):
     """Commits once per request, after the handler succeeded: an exception anywhere
     before that leaves the session to be rolled back, so a failed request writes
-    nothing."""
+    nothing. Work that must follow the commit (revoking sessions in Redis) is queued
+    with `after_commit`."""
 
     def dispatch_request(self, *args, **kwargs):
         response = super().dispatch_request(*args, **kwargs)
         if request.method not in SAFE_METHODS:
             sql.session.commit()
+            for callback in g.pop("after_commit", []):
+                callback()
         return response
+
+
+def after_commit(callback) -> None:
+    """Run `callback` once this request's transaction has committed, so that no
+    request can see the old data after the callback ran."""
+    g.setdefault("after_commit", []).append(callback)
 
 
 @dataclass

@@ -43,12 +43,29 @@ def rate_limit_key() -> str:
 
 sql = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-redis_store = FlaskRedis()
+
+
+class AppRedis(FlaskRedis):
+    """flask-redis keeps one client, the last init_app's; each app gets its own here,
+    so several apps in one process (two instances in a test) never share one."""
+
+    def init_app(self, app, **kwargs):
+        super().init_app(app, **kwargs)
+        app.extensions["myapp.redis"] = self._redis_client
+
+    def __getattr__(self, name):
+        return getattr(current_app.extensions["myapp.redis"], name)
+
+
+redis_store = AppRedis()
 cors = CORS()
-# RATELIMIT_DEFAULT is read per request from the app's config: Flask-Limiter itself
-# reads it only at the first init_app.
+# RATELIMIT_DEFAULT is one budget per identity across all endpoints (an application
+# limit), read per request from the app's config. Flask-Limiter would also read that
+# key, once, as per-endpoint defaults: those are switched off.
 limiter = Limiter(
-    rate_limit_key, default_limits=[lambda: current_app.config["RATELIMIT_DEFAULT"]]
+    rate_limit_key,
+    application_limits=[lambda: current_app.config["RATELIMIT_DEFAULT"]],
+    default_limits_exempt_when=lambda: True,
 )
 cache = Cache()
 jwt = JWTManager()
@@ -57,11 +74,19 @@ jwt = JWTManager()
 @event.listens_for(Engine, "connect")
 def _configure_sqlite(dbapi_connection, _record) -> None:
     """pysqlite's own BEGIN handling breaks SAVEPOINTs and delays locks; take it over,
-    and turn on what SQLite leaves off: foreign keys, and WAL for concurrent readers."""
+    turn on what SQLite leaves off (foreign keys, WAL for concurrent readers) and
+    give it a Unicode lower()."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.isolation_level = None
+        # SQLite's lower() folds ASCII only; emails compare case-insensitively in
+        # any script, as they do on PostgreSQL.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
         dbapi_connection.execute("PRAGMA journal_mode = WAL")
+
+
+def _lower(text: str | None) -> str | None:
+    return text.lower() if isinstance(text, str) else text
 
 
 @event.listens_for(Engine, "begin")

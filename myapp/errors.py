@@ -126,7 +126,11 @@ def to_api_error(error: Exception) -> ApiError:
             headers={"WWW-Authenticate": "Bearer"},
         )
     if isinstance(error, UNAVAILABLE):
-        current_app.logger.warning("Backing service unavailable: %r", error)
+        # The driver's own message: the SQLAlchemy one would log statement parameters.
+        cause = getattr(error, "orig", None) or error
+        current_app.logger.warning(
+            "Backing service unavailable: %s: %s", type(cause).__name__, cause
+        )
         return ApiError(
             503,
             "service_unavailable",

@@ -15,12 +15,13 @@ from flask import request
 from myapp.errors import bad_request
 from myapp.schema import problems
 
-# ASCII digits only: str.isdigit() and int() also take '²' or other scripts' digits.
-INTEGER = re.compile(r"-?[0-9]+")
+# ASCII digits only (str.isdigit() and int() also take '²' or other scripts'
+# digits), and few enough that int() and the database take them.
+INTEGER = re.compile(r"-?[0-9]{1,18}")
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
-# Far past any real last page, and small enough that its offset fits every database.
-MAX_PAGE = 10**9
+# Far past any real last page; exact in JavaScript, and its offset fits every database.
+MAX_PAGE = 2**53 - 1
 PAGING_PARAMS = {
     "page": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
     "per_page": {

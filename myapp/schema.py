@@ -96,6 +96,10 @@ def json_body() -> Any:
         )
     raw = request.get_data(cache=True)
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw)
+        # JSON may escape lone UTF-16 surrogates ("\ud800") that no UTF-8 text,
+        # database or hash function accepts; refuse them here, once.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError, RecursionError):
         raise ApiError(400, "bad_request", "Request body is not valid JSON") from None
+    return body

@@ -189,6 +189,16 @@ def test_unexpected_errors_are_a_bare_500(make_app, admin, monkeypatch, where):
     assert "secret" not in response.text and "Traceback" not in response.text
 
 
+def test_production_500_says_nothing_more(environ, database_url, redis_url):
+    environ(**{**PRODUCTION_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url})
+    app = create_app()
+    app.add_url_rule("/boom", "boom", boom)
+    response = app.test_client().get("/boom")
+    body = assert_error(response, 500, "internal_error")
+    assert body["message"] == "Internal server error"
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
 def test_a_database_failure_is_503_with_retry_after(client, admin, monkeypatch):
     def fail(cls, query):
         raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("gone"))
@@ -209,8 +219,8 @@ def test_an_unreachable_redis_is_503_for_token_checks(make_app, member):
 
 def test_default_rate_limit_applies_per_identity(make_app, member):
     client = make_app(RATELIMIT_DEFAULT="2 per minute").test_client()
-    for remaining in ("1", "0"):
-        response = client.get("/users/me", headers=member.headers)
+    for remaining, path in (("1", "/users/me"), ("0", "/users/me/sessions")):
+        response = client.get(path, headers=member.headers)
         assert response.status_code == 200
         assert response.headers["X-RateLimit-Limit"] == "2"
         assert response.headers["X-RateLimit-Remaining"] == remaining

@@ -3,19 +3,18 @@
 from flask import current_app, request
 from flask_jwt_extended import get_jwt
 
-from myapp.api import Resource, make_api, no_content
+from myapp.api import Resource, after_commit, make_api, no_content
 from myapp.auth import current_identity
 from myapp.conditional import check_if_match, single_response
 from myapp.db import jwt, limiter, sql
 from myapp.pagination import ListParams, list_schema, page_response
-from myapp.schema import json_body, text, validate
+from myapp.schema import json_body, text
 from myapp.users.models import (
     ROLE,
     TOKEN_SCHEMA,
     SessionModel,
     UserModel,
     bad_credentials,
-    open_session,
     token_pair,
 )
 
@@ -35,7 +34,8 @@ user_page_model = feature.model("UserPage", list_schema(UserModel.read_schema))
 registration_model = feature.model("Registration", UserModel.write_schema)
 profile_model = feature.model("ProfileUpdate", UserModel.profile_schema)
 admin_update_model = feature.model("UserUpdate", UserModel.admin_schema)
-credentials_model = feature.model("Credentials", UserModel.credentials_schema)
+credentials_model = feature.model("Credentials", SessionModel.write_schema)
+session_model = feature.model("Session", SessionModel.read_schema)
 token_model = feature.model("TokenPair", TOKEN_SCHEMA)
 session_page_model = feature.model("SessionPage", list_schema(SessionModel.read_schema))
 
@@ -60,14 +60,23 @@ def login_rate_key() -> str:
 login_limit = limiter.limit(
     lambda: current_app.config["RATELIMIT_LOGIN"], key_func=login_rate_key
 )
+# Guessing a password through PATCH /users/me (with a stolen token) is throttled like
+# signing in: only wrong current_password answers count.
+reauth_limit = limiter.limit(
+    lambda: current_app.config["RATELIMIT_LOGIN"],
+    key_func=lambda: f"reauth:{current_identity().user_id}",
+    deduct_when=lambda response: response.status_code == 401,
+)
 register_limit = limiter.limit(
     lambda: current_app.config["RATELIMIT_REGISTER"],
     key_func=lambda: f"register:{request.remote_addr}",
 )
 
 
-def signed_in_user() -> UserModel:
-    user = sql.session.get(UserModel, current_identity().user_id)
+def signed_in_user(*, for_update: bool = False) -> UserModel:
+    user = sql.session.get(
+        UserModel, current_identity().user_id, with_for_update=for_update
+    )
     if user is None:
         raise bad_credentials("This account no longer exists")
     return user
@@ -103,9 +112,8 @@ class Tokens(Resource):
     @feature.errors(401)
     def post(self):
         """Sign in with email and password."""
-        data = validate(UserModel.credentials_schema, json_body())
-        user = UserModel.authenticate(data["email"], data["password"])
-        return token_pair(user, open_session(user)), 201
+        session = SessionModel.create(json_body())
+        return token_pair(session.user, session), 201
 
 
 @feature.route("/tokens/refresh")
@@ -148,16 +156,18 @@ class Me(Resource):
         return single_response(signed_in_user().as_json())
 
     @feature.requires()
+    @reauth_limit
     @feature.expects(profile_model)
     @ns.response(200, "Updated profile", user_model)
     @feature.errors(412)
     def patch(self):
         """Change your name, or your password (signs out your other sessions)."""
-        user = signed_in_user()
+        user = signed_in_user(for_update=True)
         check_if_match(user.as_json())
         changed = user.update_profile(json_body())
         if "password" in changed:
-            SessionModel.delete_all(user.id, keep=current_identity().session_id)
+            keep = current_identity().session_id
+            after_commit(lambda: SessionModel.delete_all(user.id, keep=keep))
         sql.session.flush()
         return single_response(user.as_json())
 
@@ -209,7 +219,7 @@ class User(Resource):
         changed = user.update(json_body())
         sql.session.flush()
         if "role" in changed:
-            SessionModel.delete_all(user.id)
+            after_commit(lambda: SessionModel.delete_all(user_id))
         return single_response(user.as_json())
 
     @feature.requires("admin")
@@ -220,5 +230,5 @@ class User(Resource):
         user = UserModel.get_or_404(user_id, for_update=True)
         check_if_match(user.as_json())
         user.delete()
-        SessionModel.delete_all(user_id)
+        after_commit(lambda: SessionModel.delete_all(user_id))
         return no_content()

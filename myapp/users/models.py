@@ -96,16 +96,6 @@ class UserModel(SqlModel, sql.Model):
         "minProperties": 1,
         "properties": {"name": NAME, "role": ROLE},
     }
-    credentials_schema = {
-        "title": "Credentials",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["email", "password"],
-        "properties": {
-            "email": email_address(),
-            "password": {"type": "string", "maxLength": 128},
-        },
-    }
 
     def as_json(self) -> dict:
         return {
@@ -119,7 +109,7 @@ class UserModel(SqlModel, sql.Model):
 
     @classmethod
     def by_email(cls, email: str) -> "UserModel | None":
-        statement = select(cls).where(func.lower(cls.email) == email.lower())
+        statement = select(cls).where(func.lower(cls.email) == func.lower(email))
         return sql.session.scalars(statement).first()
 
     @classmethod
@@ -198,12 +188,15 @@ class UserModel(SqlModel, sql.Model):
         sql.session.flush()
 
     def ensure_not_last_admin(self) -> None:
+        """Lock every admin row, then count: of two admins demoting each other at
+        once, the second waits and sees one admin left (SQLite, which has no row
+        locks, refuses the second writer instead)."""
         if self.role != "admin":
             return
-        admins = sql.session.scalar(
-            select(func.count()).where(UserModel.role == "admin")
-        )
-        if admins <= 1:
+        admins = sql.session.scalars(
+            select(UserModel.id).where(UserModel.role == "admin").with_for_update()
+        ).all()
+        if len(admins) <= 1:
             raise conflict("The last admin cannot be removed or demoted")
 
 
@@ -304,16 +297,15 @@ class SessionModel:
             },
         },
     }
+    # A session is opened by signing in: what a client writes is its credentials.
     write_schema = {
-        "title": "SessionOpen",
-        "description": "What a session is opened with, taken from the login request.",
+        "title": "Credentials",
         "type": "object",
         "additionalProperties": False,
-        "required": ["user_id", "user_agent", "ip_address"],
+        "required": ["email", "password"],
         "properties": {
-            "user_id": {"type": "integer"},
-            "user_agent": {"type": "string", "maxLength": 512},
-            "ip_address": {"type": "string", "maxLength": 64},
+            "email": email_address(),
+            "password": {"type": "string", "maxLength": 128},
         },
     }
 
@@ -341,15 +333,21 @@ class SessionModel:
 
     @classmethod
     def create(cls, data: dict) -> "SessionModel":
+        """Sign in: a new session for the user these credentials belong to (401 if
+        they belong to nobody); `session.user` is that user."""
         validate(cls.write_schema, data)
+        user = UserModel.authenticate(data["email"], data["password"])
         now = iso(utcnow())
         fields = {
-            **data,
+            "user_id": user.id,
+            "user_agent": request.headers.get("User-Agent", "")[:512],
+            "ip_address": request.remote_addr or "",
             "created_at": now,
             "refreshed_at": now,
             "refresh_jti": uuid.uuid4().hex,
         }
         session = cls(uuid.uuid4().hex, fields, cls.lifetime())
+        session.user = user
         pipe = redis_store.pipeline()
         pipe.hset(cls.key(session.id), mapping=fields)
         pipe.expire(cls.key(session.id), session.ttl)
@@ -459,16 +457,6 @@ class SessionModel:
                 session.delete()
             return True
         return False
-
-
-def open_session(user: UserModel) -> SessionModel:
-    return SessionModel.create(
-        {
-            "user_id": user.id,
-            "user_agent": request.headers.get("User-Agent", "")[:512],
-            "ip_address": request.remote_addr or "",
-        }
-    )
 
 
 def token_pair(user: UserModel, session: SessionModel) -> dict:

@@ -281,11 +281,12 @@ def forged_tokens(app, member) -> dict[str, str]:
             expires_delta=timedelta(seconds=-60),
         )
     other_key = make_token_with_key(claims, "another-secret-key-0123456789abcdef")
+    tampered = {**claims, "role": "admin", "sub": str(int(claims["sub"]) + 1)}
     return {
         "garbage": "not-a-jwt",
         "empty": "",
         "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{payload}.",
-        "tampered payload": f"{header}.{_b64({**claims, 'role': 'admin'})}.{signature}",
+        "tampered payload": f"{header}.{_b64(tampered)}.{signature}",
         "wrong key": other_key,
         "expired": expired,
         "no session": make_token_with_key(
@@ -773,3 +774,214 @@ def test_users_api_conforms_to_its_spec(case, admin):
     if case.headers and "Authorization" in case.headers:
         case.headers["Authorization"] = admin.headers["Authorization"]
     case.call_and_validate()
+
+
+# --- Hostile bodies, Unicode, concurrency
+
+
+@pytest.mark.parametrize("path", ["/users/", "/users/tokens"])
+@pytest.mark.parametrize(
+    "raw",
+    ["[" * 100000, '{"email": "a@b.co", "password": "\\ud800\\ud800\\ud800xxxxxxxx"}'],
+    ids=["deep-nesting", "lone-surrogate"],
+)
+def test_hostile_json_is_a_bad_request(app, client, path, raw):
+    response = client.post(path, data=raw, content_type="application/json")
+    assert_error(response, 400, "bad_request")
+    assert user_count(app) == 0
+
+
+def test_emails_compare_case_insensitively_in_any_script(app, client):
+    body = {**NEW_USER, "email": "Émile.Ørsted@Example.com"}
+    assert client.post("/users/", json=body).status_code == 201
+    duplicate = client.post(
+        "/users/", json={**body, "email": "émile.ørsted@example.com"}
+    )
+    assert_error(duplicate, 409, "conflict")
+    sign_in(client, "ÉMILE.ØRSTED@EXAMPLE.COM", body["password"])
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_admins_demoting_each_other_leave_one_admin(committing_app, attempt):
+    import threading
+
+    with committing_app.app_context():
+        admins = [
+            UserModel.create(
+                {"email": f"a{n}@example.com", "password": PASSWORD, "name": "A"},
+                role="admin",
+            )
+            for n in range(2)
+        ]
+        sql.session.commit()
+        ids = [admin.id for admin in admins]
+    client = committing_app.test_client()
+    tokens = [sign_in(client, f"a{n}@example.com", PASSWORD) for n in range(2)]
+    barrier, statuses = threading.Barrier(2), []
+
+    def demote(me: int, other: int) -> None:
+        own_client = committing_app.test_client()
+        barrier.wait()
+        response = own_client.patch(
+            f"/users/{ids[other]}",
+            json={"role": "member"},
+            headers=bearer(tokens[me]["access_token"]),
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=demote, args=(n, 1 - n)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with committing_app.app_context():
+        remaining = sql.session.scalar(
+            select(func.count()).where(UserModel.role == "admin")
+        )
+    assert remaining >= 1, statuses
+    assert sorted(statuses) in ([200, 409], [200, 503], [200, 401]), statuses
+
+
+# --- Contract details: headers on every response kind, HEAD, If-Match forms
+
+
+def test_every_kind_of_response_has_a_request_id_and_json_type(client, member):
+    created = client.post("/users/", json=NEW_USER)
+    etag = client.get("/users/me", headers=member.headers).headers["ETag"]
+    not_modified = client.get(
+        "/users/me", headers={**member.headers, "If-None-Match": etag}
+    )
+    gone = client.delete("/users/tokens/current", headers=member.headers)
+    for response, status in ((created, 201), (not_modified, 304), (gone, 204)):
+        assert response.status_code == status
+        assert len(response.headers["X-Request-ID"]) == 36
+    assert created.content_type == "application/json"
+
+
+def test_head_returns_the_etag_without_a_body(client, member):
+    response = client.head("/users/me", headers=member.headers)
+    assert response.status_code == 200 and response.data == b""
+    assert (
+        response.headers["ETag"]
+        == client.get("/users/me", headers=member.headers).headers["ETag"]
+    )
+
+
+def test_if_none_match_compares_weakly(client, member):
+    etag = client.get("/users/me", headers=member.headers).headers["ETag"]
+    for sent in (f"W/{etag}", f'"other", {etag}', "*"):
+        response = client.get(
+            "/users/me", headers={**member.headers, "If-None-Match": sent}
+        )
+        assert response.status_code == 304, sent
+
+
+@pytest.mark.parametrize("header, status", [("*", 200), ("weak", 412), ("list", 200)])
+def test_if_match_compares_strongly(client, member, header, status):
+    etag = client.get("/users/me", headers=member.headers).headers["ETag"]
+    sent = {"*": "*", "weak": f"W/{etag}", "list": f'"other", {etag}'}[header]
+    response = client.patch(
+        "/users/me", json={"name": "X"}, headers={**member.headers, "If-Match": sent}
+    )
+    assert response.status_code == status
+
+
+# --- Sessions live as long as refresh tokens
+
+
+def test_a_session_lives_as_long_as_its_refresh_token(
+    app, client, member, redis_client
+):
+    sid = _claims(member.access_token)["sid"]
+    ttl = redis_client.ttl(SessionModel.key(sid))
+    lifetime = app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds()
+    assert lifetime - 5 <= ttl <= lifetime
+    listed = client.get("/users/me/sessions", headers=member.headers).get_json()[
+        "items"
+    ][0]
+    assert listed["id"] == sid and listed["expires_at"] > listed["created_at"]
+
+
+def test_an_expired_refresh_token_is_401(app, client, member):
+    claims = _claims(member.refresh_token)
+    with app.app_context():
+        from flask_jwt_extended import create_refresh_token
+
+        expired = create_refresh_token(
+            str(member.id),
+            additional_claims={"sid": claims["sid"], "jti": claims["jti"]},
+            expires_delta=timedelta(seconds=-1),
+        )
+    response = client.post("/users/tokens/refresh", headers=bearer(expired))
+    assert_error(response, 401, "unauthorized")
+
+
+@pytest.mark.parametrize(
+    "case", ["garbage", "alg none", "tampered payload", "wrong key", "expired"]
+)
+def test_forged_tokens_are_401_everywhere(app, client, admin, case):
+    token = forged_tokens(app, admin)[case]
+    for method, path in (("get", "/users/"), ("post", "/users/tokens/refresh")):
+        response = getattr(client, method)(path, headers=bearer(token))
+        assert_error(response, 401, "unauthorized")
+
+
+# --- Rate limits: per identity, shared across instances, per address for sign-in
+
+
+def test_the_default_budget_is_shared_across_endpoints_and_instances(make_app, member):
+    first = make_app(RATELIMIT_DEFAULT="2 per minute").test_client()
+    second = make_app(RATELIMIT_DEFAULT="2 per minute").test_client()
+    assert first.get("/users/me", headers=member.headers).status_code == 200
+    assert second.get("/users/me/sessions", headers=member.headers).status_code == 200
+    assert_error(first.get("/users/me", headers=member.headers), 429, "rate_limited")
+
+
+def test_sign_in_limit_is_per_address(client, member):
+    wrong = {"email": member.email, "password": "wrong password!"}
+    for _ in range(5):
+        client.post("/users/tokens", json=wrong)
+    assert_error(client.post("/users/tokens", json=wrong), 429, "rate_limited")
+    elsewhere = client.post(
+        "/users/tokens", json=wrong, environ_base={"REMOTE_ADDR": "192.0.2.7"}
+    )
+    assert_error(elsewhere, 401, "unauthorized")
+
+
+def test_guessing_the_current_password_is_throttled(client, member):
+    guess = {"name": "X", "current_password": "a wrong guess"}
+    for _ in range(3):  # renames without a guess do not count
+        assert (
+            client.patch(
+                "/users/me", json={"name": "Y"}, headers=member.headers
+            ).status_code
+            == 200
+        )
+    for _ in range(5):
+        response = client.patch("/users/me", json=guess, headers=member.headers)
+        assert_error(response, 401, "unauthorized")
+    response = client.patch("/users/me", json=guess, headers=member.headers)
+    assert_error(response, 429, "rate_limited")
+
+
+# --- Pages far away
+
+
+@pytest.mark.parametrize(
+    "page, status", [(2**53 - 1, 200), (2**53, 400), ("9" * 5000, 400), ("1" * 19, 400)]
+)
+def test_pages_far_past_the_end(client, admin, page, status):
+    response = client.get(f"/users/?page={page}", headers=admin.headers)
+    assert response.status_code == status
+    if status == 200:
+        assert response.get_json()["items"] == [] and response.get_json()["total"] == 1
+
+
+def test_create_admin_prompts_for_the_password(app):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create-admin", "prompted@example.com"],
+        input="a long enough password\na long enough password\n",
+    )
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert UserModel.by_email("prompted@example.com").role == "admin"
