@@ -22,7 +22,7 @@ import redis
 import sqlalchemy
 
 from myapp import create_app
-from myapp.db import sql
+from myapp.db import limiter, sql
 from myapp.users.models import UserModel
 
 BACKENDS = ["postgresql", "sqlite"]
@@ -123,6 +123,7 @@ def make_app(database_url, redis_url, redis_client):
     def build(**overrides):
         config = {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url}
         app = create_app("testing", {**config, **overrides})
+        fresh_limiter_storage()
         with app.app_context():
             if not shared:
                 shared["connection"] = sql.engine.connect()
@@ -143,6 +144,13 @@ def make_app(database_url, redis_url, redis_client):
     for _app, engine in made:
         engine.dispose()
     redis_client.flushdb()
+
+
+def fresh_limiter_storage() -> None:
+    """The one Limiter is shared by every app in this process; after a test pointed an
+    app at an unreachable Redis, it would keep counting in memory until its backoff
+    health check recovers. (A production process has one app.)"""
+    limiter._storage_dead = False
 
 
 @pytest.fixture

@@ -55,6 +55,13 @@ class Config:
 
     CACHE_DEFAULT_TIMEOUT = 300
 
+    # Library rules
+    LOAN_DAYS = 14
+    MAX_OPEN_LOANS = 5
+    # Seconds an Idempotency-Key's response is kept, and a parallel retry waits for it.
+    IDEMPOTENCY_TTL = 24 * 3600
+    IDEMPOTENCY_WAIT = 10
+
 
 class ProductionConfig(Config):
     pass

@@ -14,7 +14,7 @@ from flask_restx import Api, Namespace
 from werkzeug.routing import IntegerConverter
 
 from myapp import auth
-from myapp.db import sql
+from myapp.db import SAFE_METHODS, sql
 from myapp.errors import error_response
 
 BEARER = "bearer"
@@ -59,7 +59,6 @@ ERROR_DESCRIPTIONS = {
     500: "internal_error",
     503: "service_unavailable: the database or Redis is unreachable",
 }
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 MAX_DATABASE_ID = 2**63 - 1
 
 

@@ -3,7 +3,7 @@ from here, never from the app."""
 
 import sqlite3
 
-from flask import current_app, request
+from flask import current_app, has_request_context, request
 from flask_caching import Cache
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager, decode_token
@@ -15,6 +15,7 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Stable constraint names, so migrations can alter them on every database.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -91,5 +92,9 @@ def _lower(text: str | None) -> str | None:
 
 @event.listens_for(Engine, "begin")
 def _begin_sqlite(connection) -> None:
+    """On SQLite a write request takes the write lock when it begins, so concurrent
+    writers queue (up to the busy timeout) instead of failing when a read snapshot
+    they took turns out stale; reads stay concurrent."""
     if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN")
+        writing = has_request_context() and request.method not in SAFE_METHODS
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")

@@ -23,6 +23,32 @@ EMAIL_PATTERN = r"^[^\x00-\x20\x7f@]+@[^\x00-\x20\x7f@]+$"
 _compiled: dict[int, tuple[dict, Draft202012Validator]] = {}
 
 
+@FORMAT_CHECKER.checks("isbn")
+def is_isbn(value: object) -> bool:
+    """ISBN-10 (last digit may be X) or ISBN-13, digits only, checksum included."""
+    if not isinstance(value, str):
+        return True  # other types are the "type" keyword's business
+    if (
+        len(value) == 10
+        and value[:9].isdigit()
+        and (value[9].isdigit() or value[9] == "X")
+    ):
+        digits = [int(char) for char in value[:9]] + [
+            10 if value[9] == "X" else int(value[9])
+        ]
+        return sum((10 - index) * digit for index, digit in enumerate(digits)) % 11 == 0
+    if len(value) == 13 and value.isascii() and value.isdigit():
+        weights = [1, 3] * 6 + [1]
+        return sum(w * int(char) for w, char in zip(weights, value)) % 10 == 0
+    return False
+
+
+def partial(schema: dict, **changes) -> dict:
+    """The PATCH form of a write schema: the same fields, none required, not empty."""
+    patched = {key: value for key, value in schema.items() if key != "required"}
+    return {**patched, "minProperties": 1, **changes}
+
+
 def text(max_length: int, **extra) -> dict:
     """The schema of a text field: 1..max_length characters, see TEXT_PATTERN."""
     return {

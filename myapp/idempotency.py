@@ -1,0 +1,115 @@
+"""Idempotency-Key: a retried write returns the first response and does nothing more.
+
+The key is scoped to the signed-in user and claimed in Redis with SET NX, so of any
+number of concurrent requests with one key exactly one runs; the others wait for its
+response and return it. The response is stored after the request's transaction
+committed (a 4xx at once: nothing was written), for IDEMPOTENCY_TTL seconds. A
+request that fails with a 5xx releases the key, so a retry can run again.
+"""
+
+import hashlib
+import json
+import time
+from functools import wraps
+
+from flask import current_app, request
+
+from myapp.api import after_commit
+from myapp.auth import current_identity
+from myapp.db import redis_store
+from myapp.errors import ApiError, bad_request
+from myapp.schema import problems
+
+HEADER = "Idempotency-Key"
+HEADER_SCHEMA = {
+    "type": "string",
+    "pattern": r"^[\x21-\x7e]{1,255}$",
+    "description": "Any 1..255 visible ASCII characters, new for each operation; "
+    "a retry with the same key returns the first response",
+}
+SWAGGER_PARAMS = {HEADER: {"in": "header", **HEADER_SCHEMA}}
+# How long an unfinished claim holds the key: past any statement timeout.
+PENDING_SECONDS = 30
+POLL_SECONDS = 0.05
+
+
+def idempotent(view):
+    """Decorator for a write endpoint returning (body, status[, headers])."""
+
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        key = request.headers.get(HEADER)
+        if key is None:
+            return view(*args, **kwargs)
+        if problems(HEADER_SCHEMA, key):
+            raise bad_request(f"{HEADER} must be 1..255 visible ASCII characters")
+        record_key = f"myapp:idempotency:{current_identity().user_id}:{digest(key)}"
+        fingerprint = digest(request.method, request.path, request.get_data())
+        pending = json.dumps({"state": "pending", "fingerprint": fingerprint})
+        if not redis_store.set(record_key, pending, nx=True, ex=PENDING_SECONDS):
+            return replay(record_key, fingerprint)
+        try:
+            body, status, headers = unpack(view(*args, **kwargs))
+        except ApiError as error:
+            if error.status >= 500:
+                redis_store.delete(record_key)
+            else:
+                store(record_key, fingerprint, error=error)
+            raise
+        except Exception:
+            redis_store.delete(record_key)
+            raise
+        after_commit(lambda: store(record_key, fingerprint, body, status, headers))
+        return body, status, headers
+
+    return guarded
+
+
+def digest(*parts) -> str:
+    hashed = hashlib.sha256()
+    for part in parts:
+        hashed.update(part if isinstance(part, bytes) else str(part).encode())
+        hashed.update(b"\0")
+    return hashed.hexdigest()
+
+
+def unpack(result) -> tuple:
+    body, status, *rest = result if isinstance(result, tuple) else (result, 200)
+    return body, status, dict(rest[0]) if rest else {}
+
+
+def store(record_key, fingerprint, body=None, status=None, headers=None, error=None):
+    record = {"state": "done", "fingerprint": fingerprint}
+    if error is not None:
+        record["error"] = [error.status, error.code, error.message, error.details]
+    else:
+        record.update(body=body, status=status, headers=headers)
+    ttl = current_app.config["IDEMPOTENCY_TTL"]
+    redis_store.set(record_key, json.dumps(record), ex=ttl)
+
+
+def replay(record_key: str, fingerprint: str):
+    """Wait for the first request's response, and return it."""
+    deadline = time.monotonic() + current_app.config["IDEMPOTENCY_WAIT"]
+    while True:
+        raw = redis_store.get(record_key)
+        record = json.loads(raw) if raw else None
+        if record and record["fingerprint"] != fingerprint:
+            raise ApiError(
+                409, "conflict", f"{HEADER} was already used for a different request"
+            )
+        if record and record["state"] == "done":
+            break
+        if record is None or time.monotonic() > deadline:
+            raise ApiError(
+                409,
+                "conflict",
+                f"A request with this {HEADER} is still in progress; retry later",
+                headers={"Retry-After": "1"},
+            )
+        time.sleep(POLL_SECONDS)
+    if "error" in record:
+        status, code, message, details = record["error"]
+        raise ApiError(status, code, message, details, {"Idempotent-Replayed": "true"})
+    headers = {**record["headers"], "Idempotent-Replayed": "true"}
+    return record["body"], record["status"], headers
