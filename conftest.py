@@ -12,13 +12,18 @@ code's own commits become SAVEPOINTs inside it.
 import os
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 
 import flask_migrate
 import pytest
 import redis
+import requests
 import sqlalchemy
 
 from myapp import create_app
@@ -238,3 +243,71 @@ def committing_app(database_url, redis_url, redis_client):
         sql.session.commit()
         sql.engine.dispose()
     redis_client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url, redis_url, workdir):
+    """A real gunicorn (4 sync workers) serving wsgi:app on 127.0.0.1, on the test
+    database and Redis, for black-box and concurrency tests. Stopped at the end."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "MYAPP_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "RATELIMIT_DEFAULT": "100000 per hour",
+        "RATELIMIT_LOGIN": "100000 per minute",
+        "RATELIMIT_REGISTER": "100000 per hour",
+    }
+    log = open(os.path.join(workdir, f"gunicorn-{port}.log"), "w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ]
+        + ["--timeout", "30", "wsgi:app"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, server)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def wait_until_serving(base: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {server.returncode}")
+        try:
+            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("gunicorn did not start serving in 30 s")
+
+
+@pytest.fixture
+def live(live_server, committing_app):
+    """The live server's base URL; what the test wrote is deleted afterwards (the
+    committing_app fixture empties the tables)."""
+    return live_server

@@ -9,13 +9,14 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 
 import flask_restx
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 from flask_restx import Api, Namespace
 from werkzeug.routing import IntegerConverter
 
 from myapp import auth
-from myapp.db import SAFE_METHODS, sql
+from myapp.db import SAFE_METHODS, commit
 from myapp.errors import error_response
+from myapp.schema import MAX_ID
 
 BEARER = "bearer"
 AUTHORIZATIONS = {
@@ -59,15 +60,14 @@ ERROR_DESCRIPTIONS = {
     500: "internal_error",
     503: "service_unavailable: the database or Redis is unreachable",
 }
-MAX_DATABASE_ID = 2**63 - 1
 
 
 class DatabaseIdConverter(IntegerConverter):
-    """`<int:...>` in every route: ids past a 64-bit integer cannot exist, so they
-    are a 404 at routing rather than an overflow in the database driver."""
+    """`<int:...>` in every route: ids past MAX_ID cannot exist, so they are a 404
+    at routing rather than an overflow in the database."""
 
     def __init__(self, map, *args, **kwargs):
-        kwargs.setdefault("max", MAX_DATABASE_ID)
+        kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
 
 
@@ -100,16 +100,8 @@ class Resource(flask_restx.Resource):
     def dispatch_request(self, *args, **kwargs):
         response = super().dispatch_request(*args, **kwargs)
         if request.method not in SAFE_METHODS:
-            sql.session.commit()
-            for callback in g.pop("after_commit", []):
-                callback()
+            commit()
         return response
-
-
-def after_commit(callback) -> None:
-    """Run `callback` once this request's transaction has committed, so that no
-    request can see the old data after the callback ran."""
-    g.setdefault("after_commit", []).append(callback)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from myapp.db import sql
+from myapp.db import commit
 from myapp.errors import ApiError
 from myapp.users.models import UserModel
 
@@ -31,7 +31,7 @@ def create_admin(email: str, name: str, password_stdin: bool) -> None:
         user = UserModel.create(
             {"email": email, "name": name, "password": password}, role="admin"
         )
-        sql.session.commit()
+        commit()
     except ApiError as error:
         problems = "; ".join(f"{d['field']} {d['problem']}" for d in error.details)
         raise click.ClickException(

@@ -3,7 +3,7 @@ from here, never from the app."""
 
 import sqlite3
 
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from flask_caching import Cache
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager, decode_token
@@ -70,6 +70,20 @@ limiter = Limiter(
 )
 cache = Cache()
 jwt = JWTManager()
+
+
+def commit() -> None:
+    """The request's one commit, then the work queued to follow it."""
+    sql.session.commit()
+    for callback in g.pop("after_commit", []):
+        callback()
+
+
+def after_commit(callback) -> None:
+    """Run `callback` once this request's transaction has committed, so that no
+    request can see the old data after the callback ran (revoking sessions, bumping
+    a cache generation)."""
+    g.setdefault("after_commit", []).append(callback)
 
 
 @event.listens_for(Engine, "connect")

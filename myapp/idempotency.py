@@ -14,9 +14,8 @@ from functools import wraps
 
 from flask import current_app, request
 
-from myapp.api import after_commit
 from myapp.auth import current_identity
-from myapp.db import redis_store
+from myapp.db import after_commit, redis_store
 from myapp.errors import ApiError, bad_request
 from myapp.schema import problems
 

@@ -1,7 +1,7 @@
 """List endpoints: page/per_page/sort/filter parsing, the envelope, RFC 8288 Links.
 
-An endpoint declares its list parameters once with `ListParams`; the same object
-documents them in Swagger and parses them, rejecting bad values with a 400.
+An endpoint declares its query parameters once (`QueryParams`, or `ListParams` for
+lists); the same object documents them in Swagger and parses them.
 """
 
 import math
@@ -46,40 +46,26 @@ class ListQuery:
         return (self.page - 1) * self.per_page
 
 
-class ListParams:
-    """The query parameters of one list endpoint.
+class QueryParams:
+    """An endpoint's query parameters, declared once as JSON Schemas by name: the
+    same declaration documents them in Swagger and parses them, rejecting unknown,
+    repeated and invalid parameters with a 400 listing every problem."""
 
-    `filters` maps a parameter name to the JSON Schema of its value: {"type":
-    "string", "maxLength": 100}, {"type": "boolean"}, {"type": "integer"}, ...
-    """
-
-    def __init__(self, sortable: list[str], default_sort: str, filters=None):
-        self.sortable = sortable
-        self.default_sort = default_sort
-        self.filters: dict[str, dict] = filters or {}
-        sort_values = [f"{prefix}{name}" for name in sortable for prefix in ("", "-")]
+    def __init__(self, properties: dict[str, dict]):
         self.schema = {
             "type": "object",
-            "properties": {
-                **PAGING_PARAMS,
-                "sort": {"type": "string", "enum": sort_values},
-                **self.filters,
-            },
+            "properties": properties,
             "additionalProperties": False,
         }
 
     def swagger_params(self) -> dict:
         """Swagger 2.0 query parameter docs, for @ns.doc(params=...)."""
-        params = {}
-        for name, schema in self.schema["properties"].items():
-            doc = {"in": "query", **schema}
-            if name == "sort":
-                doc["description"] = f"One of {', '.join(self.sortable)}; '-' descends"
-                doc["default"] = self.default_sort
-            params[name] = doc
-        return params
+        return {
+            name: {"in": "query", **schema}
+            for name, schema in self.schema["properties"].items()
+        }
 
-    def parse(self) -> ListQuery:
+    def parse(self) -> dict[str, Any]:
         values, errors = {}, []
         for name in request.args:
             raw_values = request.args.getlist(name)
@@ -90,14 +76,7 @@ class ListParams:
         errors += problems(self.schema, values)
         if errors:
             raise bad_request("Invalid query parameters", errors)
-        sort = values.pop("sort", self.default_sort)
-        return ListQuery(
-            page=values.pop("page", 1),
-            per_page=values.pop("per_page", DEFAULT_PER_PAGE),
-            sort=sort.lstrip("-"),
-            descending=sort.startswith("-"),
-            filters=values,
-        )
+        return values
 
     def _typed(self, name: str, raw: str) -> Any:
         """Query strings are text; convert to the declared type when it parses, and
@@ -108,6 +87,34 @@ class ListParams:
         if kind == "boolean" and raw in ("true", "false"):
             return raw == "true"
         return raw
+
+
+class ListParams(QueryParams):
+    """The query parameters of a list endpoint: paging, a whitelisted sort, and the
+    endpoint's filters (name -> JSON Schema of the value)."""
+
+    def __init__(self, sortable: list[str], default_sort: str, filters=None):
+        self.sortable = sortable
+        self.default_sort = default_sort
+        sort_values = [f"{prefix}{name}" for name in sortable for prefix in ("", "-")]
+        sort = {
+            "type": "string",
+            "enum": sort_values,
+            "default": default_sort,
+            "description": f"One of {', '.join(sortable)}; '-' descends",
+        }
+        super().__init__({**PAGING_PARAMS, "sort": sort, **(filters or {})})
+
+    def parse(self) -> ListQuery:
+        values = super().parse()
+        sort = values.pop("sort", self.default_sort)
+        return ListQuery(
+            page=values.pop("page", 1),
+            per_page=values.pop("per_page", DEFAULT_PER_PAGE),
+            sort=sort.lstrip("-"),
+            descending=sort.startswith("-"),
+            filters=values,
+        )
 
 
 def page_response(items: list[dict], total: int, query: ListQuery):

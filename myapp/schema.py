@@ -23,6 +23,12 @@ EMAIL_PATTERN = r"^[^\x00-\x20\x7f@]+@[^\x00-\x20\x7f@]+$"
 _compiled: dict[int, tuple[dict, Draft202012Validator]] = {}
 
 
+# Ids are INTEGER columns: past this they cannot exist (and PostgreSQL would refuse
+# to compare an int4 column with a larger bound value).
+MAX_ID = 2**31 - 1
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+
 @FORMAT_CHECKER.checks("isbn")
 def is_isbn(value: object) -> bool:
     """ISBN-10 (last digit may be X) or ISBN-13, digits only, checksum included."""

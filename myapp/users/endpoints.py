@@ -3,10 +3,10 @@
 from flask import current_app, request
 from flask_jwt_extended import get_jwt
 
-from myapp.api import Resource, after_commit, make_api, no_content
+from myapp.api import Resource, make_api, no_content
 from myapp.auth import current_identity
 from myapp.conditional import check_if_match, single_response
-from myapp.db import jwt, limiter, sql
+from myapp.db import after_commit, jwt, limiter, sql
 from myapp.pagination import ListParams, list_schema, page_response
 from myapp.schema import json_body, text
 from myapp.users.models import (

@@ -9,6 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import CheckConstraint, DateTime, Index, String, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.auth import ROLES
@@ -183,9 +184,16 @@ class UserModel(SqlModel, sql.Model):
         return changed
 
     def delete(self) -> None:
+        """The last admin stays; so does anyone other records (loans) refer to."""
         self.ensure_not_last_admin()
-        sql.session.delete(self)
-        sql.session.flush()
+        try:
+            with sql.session.begin_nested():
+                sql.session.delete(self)
+                sql.session.flush()
+        except IntegrityError:
+            raise conflict(
+                "This user has loans on record and cannot be deleted"
+            ) from None
 
     def ensure_not_last_admin(self) -> None:
         """Lock every admin row, then count: of two admins demoting each other at

@@ -1,0 +1,195 @@
+"""/books: the catalog, the most borrowed books, and loans."""
+
+from flask import request
+
+from myapp.api import Resource, make_api, no_content
+from myapp.auth import current_identity
+from myapp.books.models import POPULAR_MAX, BookModel, LoanModel
+from myapp.conditional import check_if_match, single_response
+from myapp.db import sql
+from myapp.idempotency import SWAGGER_PARAMS as IDEMPOTENCY_PARAMS
+from myapp.idempotency import idempotent
+from myapp.pagination import ListParams, QueryParams, list_schema, page_response
+from myapp.schema import ID, json_body, text, validate
+
+feature = make_api(
+    "books",
+    "myapp books",
+    "The library catalog, loans, and the most borrowed books",
+)
+blueprint, ns = feature.blueprint, feature.ns
+
+book_model = feature.model("Book", BookModel.read_schema)
+book_write_model = feature.model("BookWrite", BookModel.write_schema)
+book_patch_model = feature.model("BookPatch", BookModel.patch_schema)
+book_page_model = feature.model("BookPage", list_schema(BookModel.read_schema))
+popular_model = feature.model(
+    "PopularBooks",
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["items", "limit"],
+        "properties": {
+            "items": {"type": "array", "items": BookModel.read_schema},
+            "limit": {"type": "integer"},
+        },
+    },
+)
+loan_model = feature.model("Loan", LoanModel.read_schema)
+loan_write_model = feature.model("LoanWrite", LoanModel.write_schema)
+loan_page_model = feature.model("LoanPage", list_schema(LoanModel.read_schema))
+
+BOOK_LIST = ListParams(
+    ["title", "author", "published_year", "times_borrowed", "created_at"],
+    "title",
+    filters={
+        "q": text(100, description="Substring of the title or author, any case"),
+        "author": text(200, description="The author, any case"),
+        "available": {
+            "type": "boolean",
+            "description": "true: books with a copy to borrow; false: none left",
+        },
+    },
+)
+LOAN_LIST = ListParams(
+    ["id", "borrowed_at", "due_at", "returned_at"],
+    "-borrowed_at",
+    filters={
+        "open": {"type": "boolean", "description": "true: not yet returned"},
+        "user_id": {**ID, "description": "The borrower (staff see everyone's loans)"},
+    },
+)
+POPULAR = QueryParams(
+    {"limit": {"type": "integer", "minimum": 1, "maximum": POPULAR_MAX, "default": 10}}
+)
+
+
+@feature.route("/")
+class Books(Resource):
+    @ns.doc(params=BOOK_LIST.swagger_params())
+    @ns.response(200, "A page of books", book_page_model)
+    @feature.errors(400)
+    def get(self):
+        """List the catalog."""
+        query = BOOK_LIST.parse()
+        books, total = BookModel.list(query)
+        return page_response([book.as_json() for book in books], total, query)
+
+    @feature.requires("staff")
+    @feature.expects(book_write_model)
+    @ns.response(201, "Added to the catalog", book_model)
+    @feature.errors(409)
+    def post(self):
+        """Add a book (staff). 409 when the ISBN is already in the catalog."""
+        book = BookModel.create(json_body())
+        return single_response(book.as_json(), 201)
+
+
+@feature.route("/popular")
+class Popular(Resource):
+    @ns.doc(params=POPULAR.swagger_params())
+    @ns.response(200, "The most borrowed books, most first", popular_model)
+    @feature.errors(400)
+    def get(self):
+        """The most borrowed books (never stale: cached until the next change)."""
+        limit = POPULAR.parse().get("limit", 10)
+        return {"items": BookModel.popular(limit), "limit": limit}
+
+
+@feature.route("/<int:book_id>")
+class Book(Resource):
+    @ns.response(200, "The book", book_model)
+    @ns.response(304, "Not modified (If-None-Match)")
+    @feature.errors(404)
+    def get(self, book_id):
+        """One book, with its available copies and times borrowed."""
+        return single_response(BookModel.get_or_404(book_id).as_json())
+
+    @feature.requires("staff")
+    @feature.expects(book_write_model)
+    @ns.response(200, "Replaced", book_model)
+    @feature.errors(404, 409, 412)
+    def put(self, book_id):
+        """Replace a book (staff). copies_total may not drop below copies on loan."""
+        return update_book(book_id, replace=True)
+
+    @feature.requires("staff")
+    @feature.expects(book_patch_model)
+    @ns.response(200, "Updated", book_model)
+    @feature.errors(404, 409, 412)
+    def patch(self, book_id):
+        """Change some of a book's fields (staff)."""
+        return update_book(book_id, replace=False)
+
+    @feature.requires("staff")
+    @ns.response(204, "Deleted, with its returned loans")
+    @feature.errors(404, 409, 412)
+    def delete(self, book_id):
+        """Remove a book (staff). 409 while a copy is on loan."""
+        book = BookModel.get_or_404(book_id, for_update=True)
+        check_if_match(book.as_json())
+        book.delete()
+        return no_content()
+
+
+def update_book(book_id: int, *, replace: bool):
+    book = BookModel.get_or_404(book_id, for_update=True)
+    check_if_match(book.as_json())
+    book.update(json_body(), replace=replace)
+    sql.session.flush()
+    return single_response(book.as_json())
+
+
+@feature.route("/<int:book_id>/loans")
+class BookLoans(Resource):
+    @feature.requires()
+    @idempotent
+    @ns.doc(params=IDEMPOTENCY_PARAMS)
+    @ns.expect(loan_write_model)
+    @ns.response(201, "Borrowed: due back in 14 days", loan_model)
+    @feature.errors(400, 404, 409)
+    def post(self, book_id):
+        """Borrow a copy. 409 when none is left, you already have this book, or you
+        have 5 books on loan. Honours Idempotency-Key."""
+        if request.get_data():
+            validate(LoanModel.write_schema, json_body())
+        loan = LoanModel.create(book_id, current_identity().user_id)
+        return single_response(loan.as_json(), 201)
+
+
+@feature.route("/loans/")
+class Loans(Resource):
+    @feature.requires()
+    @ns.doc(params=LOAN_LIST.swagger_params())
+    @ns.response(
+        200, "A page of loans: yours, or everyone's for staff", loan_page_model
+    )
+    @feature.errors(400)
+    def get(self):
+        """Your loans (staff: everyone's)."""
+        query = LOAN_LIST.parse()
+        loans, total = LoanModel.list(query, current_identity())
+        return page_response([loan.as_json() for loan in loans], total, query)
+
+
+@feature.route("/loans/<int:loan_id>")
+class Loan(Resource):
+    @feature.requires()
+    @ns.response(200, "The loan", loan_model)
+    @ns.response(304, "Not modified (If-None-Match)")
+    @feature.errors(404)
+    def get(self, loan_id):
+        """One loan (its borrower, or staff)."""
+        return single_response(LoanModel.get_for(loan_id, current_identity()).as_json())
+
+
+@feature.route("/loans/<int:loan_id>/return")
+class LoanReturn(Resource):
+    @feature.requires()
+    @ns.response(200, "Returned", loan_model)
+    @feature.errors(404, 409)
+    def post(self, loan_id):
+        """Return a loan's copy (its borrower, or staff). 409 if already returned."""
+        loan = LoanModel.get_for(loan_id, current_identity())
+        loan.give_back()
+        return single_response(loan.as_json())

@@ -1,0 +1,451 @@
+"""The catalog (books) and its loans. Copy accounting is done by conditional SQL
+updates, so it holds under any number of concurrent requests on both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+import redis.exceptions
+
+from myapp.db import after_commit, cache, sql
+from myapp.errors import conflict, not_found
+from myapp.model import SqlModel, iso, utcnow
+from myapp.pagination import ListQuery
+from myapp.schema import partial, text, validate
+from myapp.users.models import UserModel, escape_like
+
+TIMESTAMP = {"type": "string", "format": "date-time"}
+ISBN = {
+    "type": "string",
+    "pattern": "^[0-9]{9}[0-9X]$|^[0-9]{13}$",
+    "format": "isbn",
+    "description": "ISBN-10 or ISBN-13, digits only, with a valid check digit",
+}
+MAX_COPIES = 10_000
+POPULAR_MAX = 50
+POPULAR_CACHE_KEY = "books:popular"
+
+
+class BookModel(SqlModel, sql.Model):
+    __tablename__ = "books"
+    label = "Book"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    author: Mapped[str] = mapped_column(String(200))
+    isbn: Mapped[str] = mapped_column(String(13), unique=True)
+    published_year: Mapped[int | None] = mapped_column(Integer)
+    copies_total: Mapped[int] = mapped_column(Integer)
+    copies_available: Mapped[int] = mapped_column(Integer)
+    times_borrowed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_at = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+    __table_args__ = (
+        CheckConstraint(
+            "copies_available >= 0 AND copies_available <= copies_total",
+            name="copies",
+        ),
+        CheckConstraint("times_borrowed >= 0", name="times_borrowed"),
+    )
+
+    write_schema = {
+        "title": "BookWrite",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["title", "author", "isbn", "copies_total"],
+        "properties": {
+            "title": text(300),
+            "author": text(200),
+            "isbn": ISBN,
+            "published_year": {"type": "integer", "minimum": 0, "maximum": 2100},
+            "copies_total": {"type": "integer", "minimum": 0, "maximum": MAX_COPIES},
+        },
+    }
+    patch_schema = partial(write_schema, title="BookPatch")
+    read_schema = {
+        "title": "Book",
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "id",
+            "title",
+            "author",
+            "isbn",
+            "published_year",
+            "copies_total",
+            "copies_available",
+            "times_borrowed",
+            "created_at",
+            "updated_at",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "title": {"type": "string"},
+            "author": {"type": "string"},
+            "isbn": {"type": "string"},
+            "published_year": {"type": ["integer", "null"]},
+            "copies_total": {"type": "integer", "minimum": 0},
+            "copies_available": {"type": "integer", "minimum": 0},
+            "times_borrowed": {"type": "integer", "minimum": 0},
+            "created_at": TIMESTAMP,
+            "updated_at": TIMESTAMP,
+        },
+    }
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "author": self.author,
+            "isbn": self.isbn,
+            "published_year": self.published_year,
+            "copies_total": self.copies_total,
+            "copies_available": self.copies_available,
+            "times_borrowed": self.times_borrowed,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+    @classmethod
+    def list(cls, query: ListQuery) -> tuple[list["BookModel"], int]:
+        statement = select(cls)
+        filters = query.filters
+        if "q" in filters:
+            pattern = f"%{escape_like(filters['q'].lower())}%"
+            statement = statement.where(
+                or_(
+                    func.lower(cls.title).like(pattern, escape="\\"),
+                    func.lower(cls.author).like(pattern, escape="\\"),
+                )
+            )
+        if "author" in filters:
+            statement = statement.where(
+                func.lower(cls.author) == func.lower(filters["author"])
+            )
+        if "available" in filters:
+            available = cls.copies_available > 0
+            statement = statement.where(
+                available if filters["available"] else ~available
+            )
+        return cls.page(statement, query)
+
+    @classmethod
+    def create(cls, data: dict) -> "BookModel":
+        validate(cls.write_schema, data)
+        book = cls(**data, copies_available=data["copies_total"], times_borrowed=0)
+        sql.session.add(book)
+        flush_unique_isbn()
+        after_catalog_change()
+        return book
+
+    def update(self, data: dict, *, replace: bool) -> None:
+        """PUT (replace=True: every writable field) or PATCH. copies_total may not
+        drop below the copies on loan; available copies move with it."""
+        validate(self.write_schema if replace else self.patch_schema, data)
+        if replace:
+            data = {"published_year": None, **data}
+        if "copies_total" in data:
+            self.set_copies_total(data.pop("copies_total"))
+        for key, value in data.items():
+            setattr(self, key, value)
+        flush_unique_isbn()
+        after_catalog_change()
+
+    def set_copies_total(self, total: int) -> None:
+        on_loan = BookModel.copies_total - BookModel.copies_available
+        changed = sql.session.execute(
+            update(BookModel)
+            .where(BookModel.id == self.id, on_loan <= total)
+            .values(
+                copies_available=BookModel.copies_available
+                + (total - BookModel.copies_total),
+                copies_total=total,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if changed.rowcount == 0:
+            raise conflict(
+                "copies_total cannot drop below the copies on loan",
+                [{"field": "copies_total", "problem": "below the copies on loan"}],
+            )
+        sql.session.refresh(self, ["copies_total", "copies_available", "updated_at"])
+
+    def delete(self) -> None:
+        """Refused while a copy is on loan; the book's returned loans go with it."""
+        removed = sql.session.execute(
+            delete(BookModel)
+            .where(
+                BookModel.id == self.id,
+                BookModel.copies_available == BookModel.copies_total,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if removed.rowcount == 0:
+            raise conflict("The book has copies on loan; they must be returned first")
+        sql.session.expunge(self)
+        after_catalog_change()
+
+    @classmethod
+    def popular(cls, limit: int) -> list[dict]:
+        """The most borrowed books, from the index on (times_borrowed DESC, id);
+        cached until the next change to the catalog or its loans."""
+        generation = cache_generation()
+        top = cache_get(f"{POPULAR_CACHE_KEY}:{generation}")
+        if top is None:
+            statement = (
+                select(cls)
+                .order_by(cls.times_borrowed.desc(), cls.id)
+                .limit(POPULAR_MAX)
+            )
+            top = [book.as_json() for book in sql.session.scalars(statement)]
+            if generation is not None:
+                cache_set(f"{POPULAR_CACHE_KEY}:{generation}", top)
+        return top[:limit]
+
+
+Index("ix_books_popular", BookModel.times_borrowed.desc(), BookModel.id)
+Index("ix_books_title", BookModel.title)
+Index("ix_books_author", BookModel.author)
+Index("ix_books_published_year", BookModel.published_year)
+Index("ix_books_created_at", BookModel.created_at)
+BookModel.sort_columns = {
+    "title": BookModel.title,
+    "author": BookModel.author,
+    "published_year": BookModel.published_year,
+    "times_borrowed": BookModel.times_borrowed,
+    "created_at": BookModel.created_at,
+}
+
+
+def flush_unique_isbn() -> None:
+    try:
+        with sql.session.begin_nested():
+            sql.session.flush()
+    except IntegrityError:
+        raise conflict(
+            "A book with this ISBN already exists",
+            [{"field": "isbn", "problem": "already exists"}],
+        ) from None
+
+
+class LoanModel(SqlModel, sql.Model):
+    __tablename__ = "loans"
+    label = "Loan"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    book_id: Mapped[int] = mapped_column(ForeignKey("books.id", ondelete="CASCADE"))
+    # A member with loans on record cannot be deleted (RESTRICT): the library's
+    # history stays whole.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    borrowed_at = mapped_column(DateTime(timezone=True), nullable=False)
+    due_at = mapped_column(DateTime(timezone=True), nullable=False)
+    returned_at = mapped_column(DateTime(timezone=True))
+
+    read_schema = {
+        "title": "Loan",
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "id",
+            "book_id",
+            "user_id",
+            "borrowed_at",
+            "due_at",
+            "returned_at",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "book_id": {"type": "integer"},
+            "user_id": {"type": "integer"},
+            "borrowed_at": TIMESTAMP,
+            "due_at": TIMESTAMP,
+            "returned_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    }
+    # Borrowing takes no body: the book is in the URL, the member is the caller.
+    write_schema = {
+        "title": "LoanWrite",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {},
+    }
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.id,
+            "book_id": self.book_id,
+            "user_id": self.user_id,
+            "borrowed_at": iso(self.borrowed_at),
+            "due_at": iso(self.due_at),
+            "returned_at": iso(self.returned_at),
+        }
+
+    @classmethod
+    def create(cls, book_id: int, user_id: int) -> "LoanModel":
+        """Borrow a copy: 404 for no such book, 409 when no copy is left, the member
+        already has this book, or holds MAX_OPEN_LOANS loans."""
+        BookModel.get_or_404(book_id)
+        # One borrower at a time per member, so the open-loan count stays true.
+        sql.session.execute(
+            select(UserModel.id).where(UserModel.id == user_id).with_for_update()
+        )
+        cls.check_member_may_borrow(book_id, user_id)
+        taken = sql.session.execute(
+            update(BookModel)
+            .where(BookModel.id == book_id, BookModel.copies_available > 0)
+            .values(
+                copies_available=BookModel.copies_available - 1,
+                times_borrowed=BookModel.times_borrowed + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount == 0:
+            raise conflict("No copy of this book is left to borrow")
+        now = utcnow()
+        loan = cls(
+            book_id=book_id,
+            user_id=user_id,
+            borrowed_at=now,
+            due_at=now + timedelta(days=current_app.config["LOAN_DAYS"]),
+        )
+        sql.session.add(loan)
+        try:
+            with sql.session.begin_nested():
+                sql.session.flush()
+        except IntegrityError:  # the partial unique index: one open loan per book
+            raise conflict("You already have this book on loan") from None
+        after_catalog_change()
+        return loan
+
+    @classmethod
+    def check_member_may_borrow(cls, book_id: int, user_id: int) -> None:
+        open_loans = sql.session.scalars(
+            select(cls.book_id).where(cls.user_id == user_id, cls.returned_at.is_(None))
+        ).all()
+        if book_id in open_loans:
+            raise conflict("You already have this book on loan")
+        limit = current_app.config["MAX_OPEN_LOANS"]
+        if len(open_loans) >= limit:
+            raise conflict(f"You already have {limit} books on loan; return one first")
+
+    @classmethod
+    def get_for(cls, loan_id: int, identity) -> "LoanModel":
+        """A loan its owner or staff may see; to anyone else it does not exist."""
+        loan = sql.session.get(cls, loan_id)
+        if loan is None or not (
+            loan.user_id == identity.user_id or identity.has_role("staff")
+        ):
+            raise not_found(cls.label)
+        return loan
+
+    @classmethod
+    def list(cls, query: ListQuery, identity) -> tuple[list["LoanModel"], int]:
+        statement = select(cls)
+        if not identity.has_role("staff"):
+            statement = statement.where(cls.user_id == identity.user_id)
+        if "user_id" in query.filters:
+            statement = statement.where(cls.user_id == query.filters["user_id"])
+        if "open" in query.filters:
+            is_open = cls.returned_at.is_(None)
+            statement = statement.where(is_open if query.filters["open"] else ~is_open)
+        return cls.page(statement, query)
+
+    def give_back(self) -> None:
+        """Return the loan's copy: 409 if it was already returned (also when two
+        returns race: only one UPDATE finds it open)."""
+        returned = sql.session.execute(
+            update(LoanModel)
+            .where(LoanModel.id == self.id, LoanModel.returned_at.is_(None))
+            .values(returned_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if returned.rowcount == 0:
+            raise conflict("This loan was already returned")
+        sql.session.execute(
+            update(BookModel)
+            .where(BookModel.id == self.book_id)
+            .values(copies_available=BookModel.copies_available + 1)
+            .execution_options(synchronize_session=False)
+        )
+        sql.session.refresh(self, ["returned_at"])
+        after_catalog_change()
+
+
+Index(
+    "uq_loans_open_per_member_book",
+    LoanModel.user_id,
+    LoanModel.book_id,
+    unique=True,
+    postgresql_where=LoanModel.returned_at.is_(None),
+    sqlite_where=LoanModel.returned_at.is_(None),
+)
+Index("ix_loans_user_id_returned_at", LoanModel.user_id, LoanModel.returned_at)
+Index("ix_loans_book_id", LoanModel.book_id)
+LoanModel.sort_columns = {
+    "id": LoanModel.id,
+    "borrowed_at": LoanModel.borrowed_at,
+    "due_at": LoanModel.due_at,
+    "returned_at": LoanModel.returned_at,
+}
+
+
+# --- The popular-books cache: a generation number bumped after every committed
+# change to the catalog or its loans. Readers take the generation first and store
+# what they computed under it, so an entry computed before a change is never read
+# after it. With Redis unreachable the catalog is served from the database.
+
+GENERATION_KEY = f"{POPULAR_CACHE_KEY}:generation"
+CACHE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def after_catalog_change() -> None:
+    after_commit(bump_generation)
+
+
+def bump_generation() -> None:
+    try:
+        cache.cache.inc(GENERATION_KEY)
+    except CACHE_ERRORS:
+        current_app.logger.warning("Cache unreachable: popular books not invalidated")
+
+
+def cache_generation() -> int | None:
+    try:
+        return cache.get(GENERATION_KEY) or 0
+    except CACHE_ERRORS:
+        return None
+
+
+def cache_get(key: str):
+    try:
+        return cache.get(key)
+    except CACHE_ERRORS:
+        return None
+
+
+def cache_set(key: str, value) -> None:
+    try:
+        cache.set(key, value)
+    except CACHE_ERRORS:
+        pass

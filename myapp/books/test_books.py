@@ -1,0 +1,797 @@
+"""The books feature on PostgreSQL and SQLite with a real Redis: the catalog, loans,
+idempotent borrowing, popular books, races against a live gunicorn, schemathesis."""
+
+import itertools
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from conftest import PASSWORD
+from myapp.books.models import BookModel, LoanModel
+from myapp.db import sql
+from myapp.pagination import list_schema
+from myapp.testing import assert_error, assert_valid
+from myapp.users.models import UserModel
+
+_serial = itertools.count(1)
+
+
+def isbn13(number: int) -> str:
+    """A valid ISBN-13 for any number (978 prefix, computed check digit)."""
+    body = f"978{number:09d}"
+    total = sum((1 if index % 2 == 0 else 3) * int(d) for index, d in enumerate(body))
+    return body + str((10 - total % 10) % 10)
+
+
+def book_body(**overrides) -> dict:
+    return {
+        "title": "Dune",
+        "author": "Frank Herbert",
+        "isbn": isbn13(next(_serial)),
+        "published_year": 1965,
+        "copies_total": 3,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def add_book(client, staff):
+    def add(**overrides) -> dict:
+        response = client.post(
+            "/books/", json=book_body(**overrides), headers=staff.headers
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return add
+
+
+def borrow(client, account, book_id, **headers):
+    return client.post(
+        f"/books/{book_id}/loans", headers={**account.headers, **headers}
+    )
+
+
+def stored_book(app, book_id):
+    with app.app_context():
+        book = sql.session.get(BookModel, book_id)
+        return None if book is None else book.as_json()
+
+
+def loan_count(app, **where) -> int:
+    with app.app_context():
+        statement = select(func.count()).select_from(LoanModel)
+        for name, value in where.items():
+            statement = statement.where(getattr(LoanModel, name) == value)
+        return sql.session.scalar(statement)
+
+
+# --- The catalog: POST /books/, GET /books/
+
+
+def test_staff_add_a_book(client, staff):
+    response = client.post("/books/", json=book_body(), headers=staff.headers)
+    assert response.status_code == 201
+    book = response.get_json()
+    assert_valid(BookModel.read_schema, book)
+    assert (book["copies_available"], book["times_borrowed"]) == (3, 0)
+    assert response.headers["ETag"]
+
+
+def test_published_year_is_optional_and_null(add_book):
+    body = book_body()
+    del body["published_year"]
+    assert add_book(**{k: v for k, v in body.items() if k != "isbn"})
+
+
+@pytest.mark.parametrize(
+    "who, status, code", [("member", 403, "forbidden"), (None, 401, "unauthorized")]
+)
+def test_adding_books_needs_staff(app, client, make_account, who, status, code):
+    headers = make_account(who).headers if who else {}
+    assert_error(
+        client.post("/books/", json=book_body(), headers=headers), status, code
+    )
+    assert book_total(app) == 0
+
+
+def book_total(app) -> int:
+    with app.app_context():
+        return sql.session.scalar(select(func.count()).select_from(BookModel))
+
+
+@pytest.mark.parametrize(
+    "changes, fields",
+    [
+        ({"isbn": "12"}, {"isbn"}),
+        ({"isbn": "9780306406158"}, {"isbn"}),  # bad check digit
+        ({"isbn": "0306406153"}, {"isbn"}),  # bad ISBN-10 check digit
+        ({"isbn": "978-0306406157"}, {"isbn"}),  # no repairing: digits only
+        (
+            {"copies_total": -1, "published_year": 3000},
+            {"copies_total", "published_year"},
+        ),
+        (
+            {"copies_available": 9, "times_borrowed": 4, "id": 1},
+            {"copies_available", "times_borrowed", "id"},
+        ),
+        ({"title": "", "author": " "}, {"title", "author"}),
+        ({"copies_total": "3"}, {"copies_total"}),
+    ],
+)
+def test_book_bodies_are_validated_and_nothing_written(
+    app, client, staff, changes, fields
+):
+    response = client.post("/books/", json=book_body(**changes), headers=staff.headers)
+    body = assert_error(response, 400, "validation_error")
+    assert {detail["field"] for detail in body["details"]} == fields
+    assert book_total(app) == 0
+
+
+def test_missing_fields_are_each_listed(client, staff):
+    body = assert_error(
+        client.post("/books/", json={}, headers=staff.headers), 400, "validation_error"
+    )
+    assert {d["field"] for d in body["details"]} == {
+        "title",
+        "author",
+        "isbn",
+        "copies_total",
+    }
+
+
+@pytest.mark.parametrize("isbn", ["0306406152", "080442957X", "9780306406157"])
+def test_isbn_10_and_13_are_accepted(add_book, isbn):
+    assert add_book(isbn=isbn)["isbn"] == isbn
+
+
+def test_duplicate_isbn_is_409(app, client, staff, add_book):
+    book = add_book()
+    response = client.post(
+        "/books/", json=book_body(isbn=book["isbn"]), headers=staff.headers
+    )
+    body = assert_error(response, 409, "conflict")
+    assert body["details"] == [{"field": "isbn", "problem": "already exists"}]
+    assert book_total(app) == 1
+
+
+@pytest.mark.parametrize(
+    "query, titles",
+    [
+        ("", ["Dune", "Emma", "Persuasion"]),
+        ("q=AUST", ["Emma", "Persuasion"]),
+        ("q=dun", ["Dune"]),
+        ("author=jane austen", ["Emma", "Persuasion"]),
+        ("available=true", ["Dune", "Persuasion"]),
+        ("available=false", ["Emma"]),
+        ("sort=-title", ["Persuasion", "Emma", "Dune"]),
+        ("sort=published_year", ["Emma", "Persuasion", "Dune"]),
+        ("sort=-times_borrowed&per_page=1", ["Emma"]),
+        ("sort=title&per_page=2&page=2", ["Persuasion"]),
+        ("q=100%25", []),
+    ],
+)
+def test_catalog_filters_and_sorts(client, add_book, member, query, titles):
+    add_book(title="Dune", author="Frank Herbert", published_year=1965)
+    emma = add_book(
+        title="Emma", author="Jane Austen", published_year=1815, copies_total=1
+    )
+    add_book(title="Persuasion", author="Jane Austen", published_year=1817)
+    borrow(client, member, emma["id"])
+    response = client.get(f"/books/?{query}")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert_valid(list_schema(BookModel.read_schema), body)
+    assert [book["title"] for book in body["items"]] == titles
+
+
+def test_catalog_pages_with_links(client, add_book):
+    for _ in range(5):
+        add_book()
+    response = client.get("/books/?per_page=2&page=2")
+    body = response.get_json()
+    assert body["total"] == 5 and len(body["items"]) == 2
+    for rel in ("first", "prev", "next", "last"):
+        assert f'rel="{rel}"' in response.headers["Link"]
+    past = client.get("/books/?per_page=2&page=9").get_json()
+    assert past["items"] == [] and past["total"] == 5
+
+
+@pytest.mark.parametrize(
+    "query", ["per_page=101", "sort=isbn", "available=yes", "page=0", "q=", "color=red"]
+)
+def test_catalog_rejects_bad_params(client, query):
+    assert_error(client.get(f"/books/?{query}"), 400, "bad_request")
+
+
+# --- One book: GET/PUT/PATCH/DELETE /books/<id>
+
+
+def test_anyone_reads_a_book_with_an_etag(client, add_book):
+    book = add_book()
+    response = client.get(f"/books/{book['id']}")
+    assert response.status_code == 200 and response.get_json() == book
+    again = client.get(
+        f"/books/{book['id']}", headers={"If-None-Match": response.headers["ETag"]}
+    )
+    assert again.status_code == 304
+
+
+def test_unknown_book_is_404(client, staff):
+    assert_error(client.get("/books/424242"), 404, "not_found")
+    for method in ("put", "patch"):
+        response = getattr(client, method)(
+            "/books/424242", json=book_body(), headers=staff.headers
+        )
+        assert_error(response, 404, "not_found")
+    assert_error(
+        client.delete("/books/424242", headers=staff.headers), 404, "not_found"
+    )
+
+
+def test_put_replaces_every_writable_field(client, staff, add_book):
+    book = add_book()
+    before = client.get(f"/books/{book['id']}").headers["ETag"]
+    replacement = book_body(title="Dune Messiah", copies_total=5)
+    del replacement["published_year"]
+    response = client.put(
+        f"/books/{book['id']}", json=replacement, headers=staff.headers
+    )
+    assert response.status_code == 200
+    updated = response.get_json()
+    assert_valid(BookModel.read_schema, updated)
+    assert updated["title"] == "Dune Messiah" and updated["published_year"] is None
+    assert (updated["copies_total"], updated["copies_available"]) == (5, 5)
+    assert response.headers["ETag"] != before
+    assert (
+        response.headers["ETag"] == client.get(f"/books/{book['id']}").headers["ETag"]
+    )
+
+
+def test_put_needs_every_required_field(app, client, staff, add_book):
+    book = add_book()
+    response = client.put(
+        f"/books/{book['id']}", json={"title": "Only"}, headers=staff.headers
+    )
+    assert_error(response, 400, "validation_error")
+    assert stored_book(app, book["id"])["title"] == book["title"]
+
+
+def test_patch_changes_some_fields(client, staff, add_book):
+    book = add_book()
+    response = client.patch(
+        f"/books/{book['id']}", json={"author": "F. Herbert"}, headers=staff.headers
+    )
+    assert response.status_code == 200
+    assert response.get_json()["author"] == "F. Herbert"
+    assert response.get_json()["title"] == book["title"]
+
+
+@pytest.mark.parametrize("body", [{}, {"copies_available": 1}, {"isbn": "123"}])
+def test_patch_validates(app, client, staff, add_book, body):
+    book = add_book()
+    response = client.patch(f"/books/{book['id']}", json=body, headers=staff.headers)
+    assert_error(response, 400, "validation_error")
+    assert stored_book(app, book["id"]) == book
+
+
+def test_changing_to_an_existing_isbn_is_409(app, client, staff, add_book):
+    first, second = add_book(), add_book()
+    response = client.patch(
+        f"/books/{second['id']}", json={"isbn": first["isbn"]}, headers=staff.headers
+    )
+    assert_error(response, 409, "conflict")
+    assert stored_book(app, second["id"])["isbn"] == second["isbn"]
+
+
+def test_copies_total_moves_available_copies_and_never_drops_below_loans(
+    app, client, staff, add_book, make_account
+):
+    book = add_book(copies_total=3)
+    for _ in range(2):
+        assert borrow(client, make_account("member"), book["id"]).status_code == 201
+    too_few = client.patch(
+        f"/books/{book['id']}", json={"copies_total": 1}, headers=staff.headers
+    )
+    body = assert_error(too_few, 409, "conflict")
+    assert body["details"][0]["field"] == "copies_total"
+    assert stored_book(app, book["id"])["copies_total"] == 3
+    exact = client.patch(
+        f"/books/{book['id']}", json={"copies_total": 2}, headers=staff.headers
+    )
+    assert (exact.get_json()["copies_total"], exact.get_json()["copies_available"]) == (
+        2,
+        0,
+    )
+    more = client.patch(
+        f"/books/{book['id']}", json={"copies_total": 6}, headers=staff.headers
+    )
+    assert (more.get_json()["copies_total"], more.get_json()["copies_available"]) == (
+        6,
+        4,
+    )
+
+
+def test_writes_honour_if_match(app, client, staff, add_book):
+    book = add_book()
+    stale = client.get(f"/books/{book['id']}").headers["ETag"]
+    client.patch(f"/books/{book['id']}", json={"title": "New"}, headers=staff.headers)
+    for method, body in (
+        ("put", book_body(isbn=book["isbn"])),
+        ("patch", {"title": "Old"}),
+        ("delete", None),
+    ):
+        response = getattr(client, method)(
+            f"/books/{book['id']}",
+            json=body,
+            headers={**staff.headers, "If-Match": stale},
+        )
+        assert_error(response, 412, "precondition_failed")
+    assert stored_book(app, book["id"])["title"] == "New"
+    current = client.get(f"/books/{book['id']}").headers["ETag"]
+    response = client.delete(
+        f"/books/{book['id']}", headers={**staff.headers, "If-Match": current}
+    )
+    assert response.status_code == 204
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_book_writes_need_staff(client, member, add_book, method):
+    book = add_book()
+    response = getattr(client, method)(
+        f"/books/{book['id']}", json=book_body(), headers=member.headers
+    )
+    assert_error(response, 403, "forbidden")
+    assert_error(
+        getattr(client, method)(f"/books/{book['id']}", json=book_body()),
+        401,
+        "unauthorized",
+    )
+
+
+def test_delete_is_refused_while_on_loan_and_takes_history_after(
+    app, client, staff, member, add_book
+):
+    book = add_book()
+    loan = borrow(client, member, book["id"]).get_json()
+    assert_error(
+        client.delete(f"/books/{book['id']}", headers=staff.headers), 409, "conflict"
+    )
+    assert stored_book(app, book["id"]) is not None
+    client.post(f"/books/loans/{loan['id']}/return", headers=member.headers)
+    assert (
+        client.delete(f"/books/{book['id']}", headers=staff.headers).status_code == 204
+    )
+    assert (
+        stored_book(app, book["id"]) is None
+        and loan_count(app, book_id=book["id"]) == 0
+    )
+    assert_error(client.get(f"/books/{book['id']}"), 404, "not_found")
+
+
+# --- Borrowing: POST /books/<id>/loans
+
+
+def test_borrowing_takes_a_copy_for_14_days(app, client, member, add_book):
+    book = add_book(copies_total=2)
+    response = borrow(client, member, book["id"])
+    assert response.status_code == 201
+    loan = response.get_json()
+    assert_valid(LoanModel.read_schema, loan)
+    assert (loan["book_id"], loan["user_id"], loan["returned_at"]) == (
+        book["id"],
+        member.id,
+        None,
+    )
+    borrowed = datetime.fromisoformat(loan["borrowed_at"])
+    assert datetime.fromisoformat(loan["due_at"]) - borrowed == timedelta(days=14)
+    after = stored_book(app, book["id"])
+    assert (after["copies_available"], after["times_borrowed"]) == (1, 1)
+
+
+def test_borrowing_needs_a_signed_in_user(client, add_book):
+    assert_error(client.post(f"/books/{add_book()['id']}/loans"), 401, "unauthorized")
+
+
+def test_borrowing_an_unknown_book_is_404(client, member):
+    assert_error(borrow(client, member, 424242), 404, "not_found")
+
+
+def test_no_copy_left_is_409(app, client, add_book, make_account):
+    book = add_book(copies_total=1)
+    assert borrow(client, make_account("member"), book["id"]).status_code == 201
+    assert_error(borrow(client, make_account("member"), book["id"]), 409, "conflict")
+    assert stored_book(app, book["id"])["copies_available"] == 0
+    assert loan_count(app, book_id=book["id"]) == 1
+
+
+def test_one_open_loan_per_book(app, client, member, add_book):
+    book = add_book(copies_total=3)
+    borrow(client, member, book["id"])
+    body = assert_error(borrow(client, member, book["id"]), 409, "conflict")
+    assert "already" in body["message"]
+    assert stored_book(app, book["id"])["copies_available"] == 2
+
+
+def test_at_most_five_open_loans(app, client, member, add_book):
+    books = [add_book() for _ in range(6)]
+    for book in books[:5]:
+        assert borrow(client, member, book["id"]).status_code == 201
+    assert_error(borrow(client, member, books[5]["id"]), 409, "conflict")
+    assert stored_book(app, books[5]["id"])["copies_available"] == 3
+    loans = client.get("/books/loans/?open=true", headers=member.headers).get_json()
+    client.post(
+        f"/books/loans/{loans['items'][0]['id']}/return", headers=member.headers
+    )
+    assert borrow(client, member, books[5]["id"]).status_code == 201
+
+
+def test_borrowing_reads_no_body_but_rejects_a_bad_one(client, member, add_book):
+    book = add_book()
+    response = client.post(
+        f"/books/{book['id']}/loans", json={}, headers=member.headers
+    )
+    assert response.status_code == 201
+    book = add_book()
+    response = client.post(
+        f"/books/{book['id']}/loans", json={"due_at": "x"}, headers=member.headers
+    )
+    assert_error(response, 400, "validation_error")
+    response = client.post(
+        f"/books/{book['id']}/loans",
+        data="x",
+        content_type="text/plain",
+        headers=member.headers,
+    )
+    assert_error(response, 415, "unsupported_media_type")
+
+
+# --- Idempotency-Key
+
+
+def test_a_retry_with_the_same_key_returns_the_first_loan(
+    app, client, member, add_book
+):
+    book = add_book()
+    first = borrow(client, member, book["id"], **{"Idempotency-Key": "borrow-1"})
+    retry = borrow(client, member, book["id"], **{"Idempotency-Key": "borrow-1"})
+    assert first.status_code == retry.status_code == 201
+    assert first.get_json() == retry.get_json()
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert loan_count(app, book_id=book["id"]) == 1
+    assert stored_book(app, book["id"])["copies_available"] == 2
+
+
+def test_a_failed_first_attempt_is_replayed_too(client, add_book, make_account):
+    book = add_book(copies_total=1)
+    holder, member = make_account("member"), make_account("member")
+    loan = borrow(client, holder, book["id"]).get_json()
+    first = borrow(client, member, book["id"], **{"Idempotency-Key": "k"})
+    assert_error(first, 409, "conflict")
+    client.post(f"/books/loans/{loan['id']}/return", headers=holder.headers)
+    retry = borrow(client, member, book["id"], **{"Idempotency-Key": "k"})
+    assert_error(retry, 409, "conflict")
+    assert retry.get_json()["message"] == first.get_json()["message"]
+    assert (
+        borrow(client, member, book["id"], **{"Idempotency-Key": "k2"}).status_code
+        == 201
+    )
+
+
+def test_keys_are_scoped_to_the_user(client, add_book, make_account):
+    book = add_book()
+    one, two = make_account("member"), make_account("member")
+    first = borrow(client, one, book["id"], **{"Idempotency-Key": "same"}).get_json()
+    second = borrow(client, two, book["id"], **{"Idempotency-Key": "same"}).get_json()
+    assert first["id"] != second["id"] and second["user_id"] == two.id
+
+
+def test_a_key_reused_for_another_request_is_409(client, member, add_book):
+    first, second = add_book(), add_book()
+    borrow(client, member, first["id"], **{"Idempotency-Key": "reused"})
+    response = borrow(client, member, second["id"], **{"Idempotency-Key": "reused"})
+    assert_error(response, 409, "conflict")
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space"])
+def test_malformed_keys_are_400(app, client, member, add_book, key):
+    book = add_book()
+    response = borrow(client, member, book["id"], **{"Idempotency-Key": key})
+    assert_error(response, 400, "bad_request")
+    assert loan_count(app) == 0
+
+
+# --- Loans: GET /books/loans/, GET /books/loans/<id>, POST .../return
+
+
+def test_members_see_their_own_loans_and_staff_see_all(
+    client, staff, add_book, make_account
+):
+    one, two = make_account("member"), make_account("member")
+    book = add_book()
+    for account in (one, two):
+        borrow(client, account, book["id"])
+    mine = client.get("/books/loans/", headers=one.headers)
+    assert_valid(list_schema(LoanModel.read_schema), mine.get_json())
+    assert [loan["user_id"] for loan in mine.get_json()["items"]] == [one.id]
+    assert client.get("/books/loans/", headers=staff.headers).get_json()["total"] == 2
+    filtered = client.get(
+        f"/books/loans/?user_id={two.id}", headers=staff.headers
+    ).get_json()
+    assert [loan["user_id"] for loan in filtered["items"]] == [two.id]
+    peeking = client.get(
+        f"/books/loans/?user_id={two.id}", headers=one.headers
+    ).get_json()
+    assert peeking["items"] == [] and peeking["total"] == 0
+
+
+def test_loans_filter_open_and_sort(client, member, add_book):
+    loans = [borrow(client, member, add_book()["id"]).get_json() for _ in range(3)]
+    client.post(f"/books/loans/{loans[0]['id']}/return", headers=member.headers)
+    open_ids = [
+        loan["id"]
+        for loan in client.get(
+            "/books/loans/?open=true&sort=id", headers=member.headers
+        ).get_json()["items"]
+    ]
+    assert open_ids == [loans[1]["id"], loans[2]["id"]]
+    closed = client.get("/books/loans/?open=false", headers=member.headers).get_json()[
+        "items"
+    ]
+    assert [loan["id"] for loan in closed] == [loans[0]["id"]]
+    newest = client.get("/books/loans/", headers=member.headers).get_json()["items"]
+    assert newest[0]["id"] == loans[2]["id"]
+
+
+@pytest.mark.parametrize(
+    "query", ["open=maybe", "user_id=0", "sort=book_id", "per_page=500"]
+)
+def test_loan_list_rejects_bad_params(client, member, query):
+    assert_error(
+        client.get(f"/books/loans/?{query}", headers=member.headers), 400, "bad_request"
+    )
+
+
+def test_loan_lists_need_a_token(client):
+    assert_error(client.get("/books/loans/"), 401, "unauthorized")
+
+
+def test_a_loan_is_visible_to_its_borrower_and_staff_only(
+    client, staff, add_book, make_account
+):
+    owner, other = make_account("member"), make_account("member")
+    loan = borrow(client, owner, add_book()["id"]).get_json()
+    mine = client.get(f"/books/loans/{loan['id']}", headers=owner.headers)
+    assert mine.status_code == 200 and mine.get_json() == loan
+    assert (
+        client.get(
+            f"/books/loans/{loan['id']}",
+            headers={**owner.headers, "If-None-Match": mine.headers["ETag"]},
+        ).status_code
+        == 304
+    )
+    assert (
+        client.get(f"/books/loans/{loan['id']}", headers=staff.headers).status_code
+        == 200
+    )
+    assert_error(
+        client.get(f"/books/loans/{loan['id']}", headers=other.headers),
+        404,
+        "not_found",
+    )
+    assert_error(
+        client.get("/books/loans/424242", headers=owner.headers), 404, "not_found"
+    )
+    assert_error(client.get(f"/books/loans/{loan['id']}"), 401, "unauthorized")
+
+
+def test_returning_a_loan(app, client, member, add_book):
+    book = add_book(copies_total=1)
+    loan = borrow(client, member, book["id"]).get_json()
+    response = client.post(f"/books/loans/{loan['id']}/return", headers=member.headers)
+    assert response.status_code == 200
+    returned = response.get_json()
+    assert_valid(LoanModel.read_schema, returned)
+    assert returned["returned_at"] is not None and returned["id"] == loan["id"]
+    assert stored_book(app, book["id"])["copies_available"] == 1
+    again = client.post(f"/books/loans/{loan['id']}/return", headers=member.headers)
+    assert_error(again, 409, "conflict")
+    assert stored_book(app, book["id"])["copies_available"] == 1
+
+
+def test_only_the_borrower_or_staff_return_a_loan(
+    app, client, staff, add_book, make_account
+):
+    owner, other = make_account("member"), make_account("member")
+    book = add_book()
+    loan = borrow(client, owner, book["id"]).get_json()
+    response = client.post(f"/books/loans/{loan['id']}/return", headers=other.headers)
+    assert_error(response, 404, "not_found")
+    assert_error(client.post(f"/books/loans/{loan['id']}/return"), 401, "unauthorized")
+    assert_error(
+        client.post("/books/loans/424242/return", headers=staff.headers),
+        404,
+        "not_found",
+    )
+    assert (
+        client.post(
+            f"/books/loans/{loan['id']}/return", headers=staff.headers
+        ).status_code
+        == 200
+    )
+
+
+def test_members_with_loans_on_record_are_not_deleted(
+    app, client, admin, member, add_book
+):
+    borrow(client, member, add_book()["id"])
+    assert_error(
+        client.delete(f"/users/{member.id}", headers=admin.headers), 409, "conflict"
+    )
+    with app.app_context():
+        assert sql.session.get(UserModel, member.id) is not None
+
+
+# --- Popular books
+
+
+def test_popular_orders_by_times_borrowed_then_id(client, add_book, make_account):
+    books = [add_book(title=f"B{n}", copies_total=5) for n in range(4)]
+    for book, times in zip(books, (1, 3, 0, 3)):
+        for _ in range(times):
+            borrow(client, make_account("member"), book["id"])
+    response = client.get("/books/popular?limit=3")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [book["title"] for book in body["items"]] == ["B1", "B3", "B0"]
+    assert body["limit"] == 3
+    for book in body["items"]:
+        assert_valid(BookModel.read_schema, book)
+    assert len(client.get("/books/popular").get_json()["items"]) == 4
+
+
+def test_popular_is_fresh_after_every_change(client, staff, member, add_book):
+    first, second = add_book(title="First"), add_book(title="Second")
+    borrow(client, member, first["id"])
+    assert (
+        client.get("/books/popular?limit=1").get_json()["items"][0]["title"] == "First"
+    )
+    other = borrow(client, member, second["id"]).get_json()
+    borrow(client, staff, second["id"])
+    top = client.get("/books/popular?limit=1").get_json()["items"][0]
+    assert (top["title"], top["times_borrowed"], top["copies_available"]) == (
+        "Second",
+        2,
+        1,
+    )
+    client.post(f"/books/loans/{other['id']}/return", headers=member.headers)
+    assert (
+        client.get("/books/popular?limit=1").get_json()["items"][0]["copies_available"]
+        == 2
+    )
+    client.patch(
+        f"/books/{second['id']}", json={"title": "Renamed"}, headers=staff.headers
+    )
+    assert (
+        client.get("/books/popular?limit=1").get_json()["items"][0]["title"]
+        == "Renamed"
+    )
+
+
+@pytest.mark.parametrize("limit", ["0", "51", "ten", "-1"])
+def test_popular_limit_is_1_to_50(client, limit):
+    assert_error(client.get(f"/books/popular?limit={limit}"), 400, "bad_request")
+
+
+def test_the_catalog_reads_without_redis(make_app, add_book):
+    add_book()
+    cut_off = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client()
+    assert cut_off.get("/books/popular").status_code == 200
+    assert cut_off.get("/books/").get_json()["total"] == 1
+
+
+# --- Races against a live gunicorn: real commits, real concurrency
+
+
+def live_members(live, count):
+    session = requests.Session()
+    tokens = []
+    for number in range(count):
+        email = f"racer{number}-{next(_serial)}@example.com"
+        body = {"email": email, "password": PASSWORD, "name": "Racer"}
+        assert session.post(f"{live}/users/", json=body).status_code == 201
+        pair = session.post(
+            f"{live}/users/tokens", json={"email": email, "password": PASSWORD}
+        ).json()
+        tokens.append({"Authorization": f"Bearer {pair['access_token']}"})
+    return tokens
+
+
+def live_book(live, committing_app, copies):
+    with committing_app.app_context():
+        book = BookModel(
+            **book_body(copies_total=copies), copies_available=copies, times_borrowed=0
+        )
+        sql.session.add(book)
+        sql.session.commit()
+        return book.id
+
+
+def race(url, headers_list):
+    barrier, results = threading.Barrier(len(headers_list)), []
+
+    def run(headers):
+        barrier.wait()
+        response = requests.post(url, headers=headers, timeout=30)
+        results.append((response.status_code, response.json()))
+
+    threads = [
+        threading.Thread(target=run, args=(headers,)) for headers in headers_list
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_fifty_borrowers_race_for_three_copies(live, committing_app, attempt):
+    members = live_members(live, 50)
+    book_id = live_book(live, committing_app, copies=3)
+    results = race(f"{live}/books/{book_id}/loans", members)
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [201] * 3 + [409] * 47, statuses
+    with committing_app.app_context():
+        book = sql.session.get(BookModel, book_id)
+        loans = sql.session.scalar(
+            select(func.count()).where(LoanModel.book_id == book_id)
+        )
+        assert (loans, book.copies_available, book.times_borrowed) == (3, 0, 3)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_ten_parallel_retries_with_one_key_borrow_once(live, committing_app, attempt):
+    (member,) = live_members(live, 1)
+    book_id = live_book(live, committing_app, copies=3)
+    headers = {**member, "Idempotency-Key": f"parallel-{attempt}"}
+    results = race(f"{live}/books/{book_id}/loans", [headers] * 10)
+    assert {status for status, _ in results} == {201}
+    assert len({body["id"] for _, body in results}) == 1
+    with committing_app.app_context():
+        loans = sql.session.scalar(
+            select(func.count()).where(LoanModel.book_id == book_id)
+        )
+        assert loans == 1 and sql.session.get(BookModel, book_id).copies_available == 2
+
+
+# --- The spec, fuzzed
+
+
+# Generated ISBNs come from a range the tests' own serial numbers never reach.
+ISBN13 = st.integers(10**8, 10**9 - 1).map(isbn13)
+schemathesis.openapi.format("isbn", ISBN13)
+
+
+@pytest.fixture
+def books_schema(make_app, add_book, member):
+    """The spec of an app with a book on loan, and a budget fuzzing cannot exhaust."""
+    app = make_app(RATELIMIT_DEFAULT="100000 per hour")
+    book = add_book()
+    app.test_client().post(f"/books/{book['id']}/loans", headers=member.headers)
+    return schemathesis.openapi.from_wsgi("/books/swagger.json", app)
+
+
+books_api = schemathesis.pytest.from_fixture("books_schema")
+
+
+@books_api.parametrize()
+def test_books_api_conforms_to_its_spec(case, staff):
+    if case.headers and "Authorization" in case.headers:
+        case.headers["Authorization"] = staff.headers["Authorization"]
+    case.call_and_validate()
