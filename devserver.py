@@ -31,10 +31,12 @@ def main() -> None:
         import flask_migrate
 
         from myapp import create_app
+        from myapp.cli import DEMO_PASSWORD, load_demo_data
 
         app = create_app()
         with app.app_context():
             flask_migrate.upgrade()
+            load_demo_data()
         host, port = os.environ.get("HOST", "127.0.0.1"), int(
             os.environ.get("PORT", 5000)
         )
@@ -42,7 +44,7 @@ def main() -> None:
         print(f"\n  myapp is serving on {base}/ (Ctrl-C stops it)")
         for feature in app.extensions["myapp.features"]:
             print(f"  {feature['name']:>6} docs: {base}{feature['docs_url']}")
-        print("  an admin: .venv/bin/flask --app myapp users create-admin EMAIL\n")
+        print(f"  demo users: admin@, staff@, member@example.com / {DEMO_PASSWORD!r}\n")
         app.run(host=host, port=port, use_reloader=False)
     finally:
         if redis_server is not None:

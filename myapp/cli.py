@@ -1,12 +1,15 @@
-"""Commands for operators: `flask --app myapp users create-admin EMAIL`."""
+"""Commands for operators: `flask --app myapp users create-admin EMAIL`, and
+`flask --app myapp seed` for demo data in development."""
 
 import sys
 
 import click
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
 
-from myapp.db import commit
+from myapp.books.models import BookModel, LoanModel, isbn13
+from myapp.db import commit, sql
 from myapp.errors import ApiError
 from myapp.users.models import UserModel
 
@@ -40,5 +43,89 @@ def create_admin(email: str, name: str, password_stdin: bool) -> None:
     click.echo(f"Created admin {user.email} (id {user.id}).")
 
 
+DEMO_PASSWORD = "demo password 123"
+DEMO_USERS = [
+    ("admin@example.com", "Ada Admin", "admin"),
+    ("staff@example.com", "Sam Staff", "staff"),
+    ("member@example.com", "Mia Member", "member"),
+    ("reader@example.com", "Rex Reader", "member"),
+]
+DEMO_BOOKS = [
+    ("Pride and Prejudice", "Jane Austen", 1813, 3),
+    ("Emma", "Jane Austen", 1815, 2),
+    ("Persuasion", "Jane Austen", 1817, 1),
+    ("Frankenstein", "Mary Shelley", 1818, 2),
+    ("Moby-Dick", "Herman Melville", 1851, 2),
+    ("Middlemarch", "George Eliot", 1871, 1),
+    ("Anna Karenina", "Leo Tolstoy", 1878, 2),
+    ("The Brothers Karamazov", "Fyodor Dostoevsky", 1880, 1),
+    ("Dracula", "Bram Stoker", 1897, 3),
+    ("Heart of Darkness", "Joseph Conrad", 1899, 2),
+    ("Ulysses", "James Joyce", 1922, 1),
+    ("Mrs Dalloway", "Virginia Woolf", 1925, 2),
+    ("The Great Gatsby", "F. Scott Fitzgerald", 1925, 4),
+    ("To the Lighthouse", "Virginia Woolf", 1927, 1),
+    ("Brave New World", "Aldous Huxley", 1932, 2),
+    ("Nineteen Eighty-Four", "George Orwell", 1949, 3),
+]
+# (borrower, book title, returned?) - some history, so popular books differ.
+DEMO_LOANS = [
+    ("member@example.com", "Dracula", True),
+    ("reader@example.com", "Dracula", True),
+    ("member@example.com", "Emma", False),
+    ("reader@example.com", "Dracula", False),
+    ("reader@example.com", "Nineteen Eighty-Four", False),
+    ("member@example.com", "Nineteen Eighty-Four", True),
+]
+
+
+@click.command("seed")
+@with_appcontext
+def seed() -> None:
+    """Load demo users, books and loans; running it again adds nothing twice."""
+    if current_app.config["MYAPP_ENV"] == "production":
+        raise click.ClickException(
+            "seed loads accounts with public passwords; not here"
+        )
+    users = {email: seed_user(email, name, role) for email, name, role in DEMO_USERS}
+    books = {
+        title: seed_book(number, title, author, year, copies)
+        for number, (title, author, year, copies) in enumerate(DEMO_BOOKS, start=1)
+    }
+    if not sql.session.scalar(select(LoanModel.id).limit(1)):
+        for email, title, returned in DEMO_LOANS:
+            loan = LoanModel.create(books[title].id, users[email].id)
+            if returned:
+                loan.give_back()
+    commit()
+    return users, books
+
+
+def seed_user(email: str, name: str, role: str) -> UserModel:
+    existing = UserModel.by_email(email)
+    if existing is not None:
+        return existing
+    data = {"email": email, "name": name, "password": DEMO_PASSWORD}
+    return UserModel.create(data, role=role)
+
+
+def seed_book(number: int, title: str, author: str, year: int, copies: int):
+    isbn = isbn13(number)
+    existing = sql.session.scalars(
+        select(BookModel).where(BookModel.isbn == isbn)
+    ).first()
+    if existing is not None:
+        return existing
+    data = {
+        "title": title,
+        "author": author,
+        "isbn": isbn,
+        "published_year": year,
+        "copies_total": copies,
+    }
+    return BookModel.create(data)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(seed)

@@ -43,6 +43,13 @@ POPULAR_MAX = 50
 POPULAR_CACHE_KEY = "books:popular"
 
 
+def isbn13(number: int) -> str:
+    """The ISBN-13 with prefix 978 and this 9-digit number, check digit computed."""
+    body = f"978{number:09d}"
+    total = sum((3 if index % 2 else 1) * int(d) for index, d in enumerate(body))
+    return body + str((10 - total % 10) % 10)
+
+
 class BookModel(SqlModel, sql.Model):
     __tablename__ = "books"
     label = "Book"

@@ -11,21 +11,14 @@ import schemathesis
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from conftest import PASSWORD
-from myapp.books.models import BookModel, LoanModel
+from conftest import PASSWORD, sign_in
+from myapp.books.models import BookModel, LoanModel, isbn13
 from myapp.db import sql
 from myapp.pagination import list_schema
 from myapp.testing import assert_error, assert_valid
 from myapp.users.models import UserModel
 
 _serial = itertools.count(1)
-
-
-def isbn13(number: int) -> str:
-    """A valid ISBN-13 for any number (978 prefix, computed check digit)."""
-    body = f"978{number:09d}"
-    total = sum((1 if index % 2 == 0 else 3) * int(d) for index, d in enumerate(body))
-    return body + str((10 - total % 10) % 10)
 
 
 def book_body(**overrides) -> dict:
@@ -693,6 +686,33 @@ def test_the_catalog_reads_without_redis(make_app, add_book):
     cut_off = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client()
     assert cut_off.get("/books/popular").status_code == 200
     assert cut_off.get("/books/").get_json()["total"] == 1
+
+
+# --- Demo data
+
+
+def test_seed_loads_demo_data_once(app):
+    runner = app.test_cli_runner()
+    for _ in range(2):
+        result = runner.invoke(args=["seed"])
+        assert result.exit_code == 0, result.output
+    with app.app_context():
+        counts = [
+            sql.session.scalar(select(func.count()).select_from(model))
+            for model in (UserModel, BookModel, LoanModel)
+        ]
+        assert counts == [4, 16, 6]
+        top = BookModel.popular(1)[0]
+        assert (top["title"], top["times_borrowed"]) == ("Dracula", 3)
+    client = app.test_client()
+    sign_in(client, "member@example.com", "demo password 123")
+
+
+def test_seed_refuses_production(app):
+    app.config["MYAPP_ENV"] = "production"
+    result = app.test_cli_runner().invoke(args=["seed"])
+    assert result.exit_code != 0 and "public passwords" in result.output
+    assert book_total(app) == 0
 
 
 # --- Races against a live gunicorn: real commits, real concurrency
