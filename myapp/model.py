@@ -3,7 +3,8 @@
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import DateTime, Select, func, select
+from sqlalchemy.orm import mapped_column
 
 from myapp.db import sql
 from myapp.errors import not_found
@@ -21,6 +22,15 @@ def iso(moment: datetime | None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Timestamped:
+    """created_at and updated_at, in UTC, kept by the ORM."""
+
+    created_at = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_at = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, nullable=False
+    )
 
 
 class SqlModel:

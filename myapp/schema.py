@@ -23,6 +23,7 @@ EMAIL_PATTERN = r"^[^\x00-\x20\x7f@]+@[^\x00-\x20\x7f@]+$"
 _compiled: dict[int, tuple[dict, Draft202012Validator]] = {}
 
 
+TIMESTAMP = {"type": "string", "format": "date-time"}
 # Ids are INTEGER columns: past this they cannot exist (and PostgreSQL would refuse
 # to compare an int4 column with a larger bound value).
 MAX_ID = 2**31 - 1
@@ -47,6 +48,17 @@ def is_isbn(value: object) -> bool:
         weights = [1, 3] * 6 + [1]
         return sum(w * int(char) for w, char in zip(weights, value)) % 10 == 0
     return False
+
+
+def record(title: str, properties: dict) -> dict:
+    """A read schema: exactly these properties, every one always present."""
+    return {
+        "title": title,
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(properties),
+        "properties": properties,
+    }
 
 
 def partial(schema: dict, **changes) -> dict:

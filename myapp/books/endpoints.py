@@ -10,7 +10,7 @@ from myapp.db import sql
 from myapp.idempotency import SWAGGER_PARAMS as IDEMPOTENCY_PARAMS
 from myapp.idempotency import idempotent
 from myapp.pagination import ListParams, QueryParams, list_schema, page_response
-from myapp.schema import ID, json_body, text, validate
+from myapp.schema import ID, json_body, record, text, validate
 
 feature = make_api(
     "books",
@@ -25,15 +25,13 @@ book_patch_model = feature.model("BookPatch", BookModel.patch_schema)
 book_page_model = feature.model("BookPage", list_schema(BookModel.read_schema))
 popular_model = feature.model(
     "PopularBooks",
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["items", "limit"],
-        "properties": {
+    record(
+        "PopularBooks",
+        {
             "items": {"type": "array", "items": BookModel.read_schema},
             "limit": {"type": "integer"},
         },
-    },
+    ),
 )
 loan_model = feature.model("Loan", LoanModel.read_schema)
 loan_write_model = feature.model("LoanWrite", LoanModel.write_schema)

@@ -26,12 +26,11 @@ import redis.exceptions
 
 from myapp.db import after_commit, cache, sql
 from myapp.errors import conflict, not_found
-from myapp.model import SqlModel, iso, utcnow
+from myapp.model import SqlModel, Timestamped, iso, utcnow
 from myapp.pagination import ListQuery
-from myapp.schema import partial, text, validate
+from myapp.schema import TIMESTAMP, partial, record, text, validate
 from myapp.users.models import UserModel, escape_like
 
-TIMESTAMP = {"type": "string", "format": "date-time"}
 ISBN = {
     "type": "string",
     "pattern": "^[0-9]{9}[0-9X]$|^[0-9]{13}$",
@@ -50,7 +49,7 @@ def isbn13(number: int) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-class BookModel(SqlModel, sql.Model):
+class BookModel(SqlModel, Timestamped, sql.Model):
     __tablename__ = "books"
     label = "Book"
 
@@ -62,10 +61,6 @@ class BookModel(SqlModel, sql.Model):
     copies_total: Mapped[int] = mapped_column(Integer)
     copies_available: Mapped[int] = mapped_column(Integer)
     times_borrowed: Mapped[int] = mapped_column(Integer, default=0)
-    created_at = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
-    updated_at = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow, nullable=False
-    )
 
     __table_args__ = (
         CheckConstraint(
@@ -89,23 +84,9 @@ class BookModel(SqlModel, sql.Model):
         },
     }
     patch_schema = partial(write_schema, title="BookPatch")
-    read_schema = {
-        "title": "Book",
-        "type": "object",
-        "additionalProperties": False,
-        "required": [
-            "id",
-            "title",
-            "author",
-            "isbn",
-            "published_year",
-            "copies_total",
-            "copies_available",
-            "times_borrowed",
-            "created_at",
-            "updated_at",
-        ],
-        "properties": {
+    read_schema = record(
+        "Book",
+        {
             "id": {"type": "integer"},
             "title": {"type": "string"},
             "author": {"type": "string"},
@@ -117,7 +98,7 @@ class BookModel(SqlModel, sql.Model):
             "created_at": TIMESTAMP,
             "updated_at": TIMESTAMP,
         },
-    }
+    )
 
     def as_json(self) -> dict:
         return {
@@ -269,19 +250,9 @@ class LoanModel(SqlModel, sql.Model):
     due_at = mapped_column(DateTime(timezone=True), nullable=False)
     returned_at = mapped_column(DateTime(timezone=True))
 
-    read_schema = {
-        "title": "Loan",
-        "type": "object",
-        "additionalProperties": False,
-        "required": [
-            "id",
-            "book_id",
-            "user_id",
-            "borrowed_at",
-            "due_at",
-            "returned_at",
-        ],
-        "properties": {
+    read_schema = record(
+        "Loan",
+        {
             "id": {"type": "integer"},
             "book_id": {"type": "integer"},
             "user_id": {"type": "integer"},
@@ -289,7 +260,7 @@ class LoanModel(SqlModel, sql.Model):
             "due_at": TIMESTAMP,
             "returned_at": {"type": ["string", "null"], "format": "date-time"},
         },
-    }
+    )
     # Borrowing takes no body: the book is in the URL, the member is the caller.
     write_schema = {
         "title": "LoanWrite",

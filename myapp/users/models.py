@@ -8,21 +8,20 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, request
 from flask_jwt_extended import create_access_token, create_refresh_token
-from sqlalchemy import CheckConstraint, DateTime, Index, String, func, or_, select
+from sqlalchemy import CheckConstraint, Index, String, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.auth import ROLES
 from myapp.db import redis_store, sql
 from myapp.errors import ApiError, conflict, not_found
-from myapp.model import SqlModel, iso, utcnow
+from myapp.model import SqlModel, Timestamped, iso, utcnow
 from myapp.pagination import ListQuery
-from myapp.schema import email_address, text, validate
+from myapp.schema import TIMESTAMP, email_address, record, text, validate
 
 NAME = text(100)
 PASSWORD = {"type": "string", "minLength": 10, "maxLength": 128}
 ROLE = {"type": "string", "enum": list(ROLES)}
-TIMESTAMP = {"type": "string", "format": "date-time"}
 
 
 def bad_credentials(message: str = "Invalid email or password") -> ApiError:
@@ -31,7 +30,7 @@ def bad_credentials(message: str = "Invalid email or password") -> ApiError:
     )
 
 
-class UserModel(SqlModel, sql.Model):
+class UserModel(SqlModel, Timestamped, sql.Model):
     __tablename__ = "users"
     label = "User"
 
@@ -40,22 +39,14 @@ class UserModel(SqlModel, sql.Model):
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(16), default="member")
     password_hash: Mapped[str] = mapped_column(String(255))
-    created_at = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
-    updated_at = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow, nullable=False
-    )
 
     __table_args__ = (
         CheckConstraint("role IN ('member', 'staff', 'admin')", name="role"),
     )
 
-    read_schema = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "User",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["id", "email", "name", "role", "created_at", "updated_at"],
-        "properties": {
+    read_schema = record(
+        "User",
+        {
             "id": {"type": "integer"},
             "email": {"type": "string"},
             "name": {"type": "string"},
@@ -63,7 +54,7 @@ class UserModel(SqlModel, sql.Model):
             "created_at": TIMESTAMP,
             "updated_at": TIMESTAMP,
         },
-    }
+    )
     write_schema = {
         "title": "Registration",
         "type": "object",
@@ -279,20 +270,9 @@ class SessionModel:
     label = "Session"
     sort_fields = ("created_at", "refreshed_at")
 
-    read_schema = {
-        "title": "Session",
-        "type": "object",
-        "additionalProperties": False,
-        "required": [
-            "id",
-            "created_at",
-            "refreshed_at",
-            "expires_at",
-            "user_agent",
-            "ip_address",
-            "current",
-        ],
-        "properties": {
+    read_schema = record(
+        "Session",
+        {
             "id": {"type": "string"},
             "created_at": TIMESTAMP,
             "refreshed_at": TIMESTAMP,
@@ -304,7 +284,7 @@ class SessionModel:
                 "description": "Whether this is the session of the calling token",
             },
         },
-    }
+    )
     # A session is opened by signing in: what a client writes is its credentials.
     write_schema = {
         "title": "Credentials",
@@ -485,15 +465,12 @@ def token_pair(user: UserModel, session: SessionModel) -> dict:
     }
 
 
-TOKEN_SCHEMA = {
-    "title": "TokenPair",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["access_token", "refresh_token", "token_type", "expires_in"],
-    "properties": {
+TOKEN_SCHEMA = record(
+    "TokenPair",
+    {
         "access_token": {"type": "string"},
         "refresh_token": {"type": "string"},
         "token_type": {"type": "string", "enum": ["Bearer"]},
         "expires_in": {"type": "integer", "description": "Access token lifetime, s"},
     },
-}
+)
