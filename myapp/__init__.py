@@ -37,7 +37,12 @@ ALLOWED_HEADERS = [
 
 def create_app(config_name: str | None = None, test_config: dict | None = None):
     """Build the app: config, extensions, blueprints, error handlers, request hooks."""
-    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        instance_path=os.environ.get("MYAPP_INSTANCE_PATH") or None,
+        static_folder=None,
+    )
     load_config(app, config_name, test_config)
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]

@@ -87,6 +87,13 @@ def seed() -> None:
         raise click.ClickException(
             "seed loads accounts with public passwords; not here"
         )
+    users, books = load_demo_data()
+    click.echo(f"Demo data ready: {len(users)} users (password {DEMO_PASSWORD!r}),")
+    click.echo(f"{len(books)} books and their loans.")
+
+
+def load_demo_data() -> tuple[dict, dict]:
+    """The demo users, books and loans, added where missing and committed."""
     users = {email: seed_user(email, name, role) for email, name, role in DEMO_USERS}
     books = {
         title: seed_book(number, title, author, year, copies)

@@ -696,6 +696,7 @@ def test_seed_loads_demo_data_once(app):
     for _ in range(2):
         result = runner.invoke(args=["seed"])
         assert result.exit_code == 0, result.output
+        assert "Demo data ready: 4 users" in result.output
     with app.app_context():
         counts = [
             sql.session.scalar(select(func.count()).select_from(model))
@@ -706,6 +707,20 @@ def test_seed_loads_demo_data_once(app):
         assert (top["title"], top["times_borrowed"]) == ("Dracula", 3)
     client = app.test_client()
     sign_in(client, "member@example.com", "demo password 123")
+
+
+def test_the_dev_server_loads_demo_data(app):
+    """devserver.py (make run) seeds through this function."""
+    from myapp.cli import load_demo_data
+
+    with app.app_context():
+        users, books = load_demo_data()
+    assert len(users) == 4 and len(books) == 16
+    assert client_sees_books(app) == 16
+
+
+def client_sees_books(app) -> int:
+    return app.test_client().get("/books/").get_json()["total"]
 
 
 def test_seed_refuses_production(app):
