@@ -11,6 +11,7 @@ from myapp.db import cache, cors, jwt, limiter, migrate, redis_store, sql
 from myapp.errors import register_error_handlers
 from myapp.settings import load_config, redis_timeouts
 from myapp.books import blueprint as books_blueprint
+from myapp.sites import blueprint as sites_blueprint
 from myapp.users import blueprint as users_blueprint
 
 # Headers a browser client may read from our responses.
@@ -68,6 +69,7 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     ops.init_app(app)
     app.register_blueprint(users_blueprint)
     app.register_blueprint(books_blueprint)
+    app.register_blueprint(sites_blueprint)
     register_error_handlers(app)
     cli.init_app(app)
     return app

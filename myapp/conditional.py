@@ -25,11 +25,12 @@ def single_response(body: dict, status: int = 200):
     return body, status, headers
 
 
-def check_if_match(current_body: dict) -> None:
-    """Before a write: 412 when If-Match names a version other than the current."""
-    if "If-Match" in request.headers and not request.if_match.contains(
-        etag_of(current_body)
-    ):
+def check_if_match(current_body: dict | None) -> None:
+    """Before a write: 412 when If-Match names a version other than the current one
+    (or when there is none: even "*" needs the resource to exist)."""
+    if "If-Match" not in request.headers:
+        return
+    if current_body is None or not request.if_match.contains(etag_of(current_body)):
         raise ApiError(
             412,
             "precondition_failed",

@@ -3,7 +3,7 @@
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import DateTime, Select, func, select
+from sqlalchemy import DateTime, Select, func, inspect, select
 from sqlalchemy.orm import mapped_column
 
 from myapp.db import sql
@@ -40,11 +40,14 @@ class SqlModel:
     sort_columns: dict[str, Any] = {}
 
     @classmethod
-    def get_or_404(cls, item_id: int, *, for_update: bool = False):
-        statement = select(cls).where(cls.id == item_id)
-        if for_update:
-            statement = statement.with_for_update()
-        item = sql.session.scalars(statement).first()
+    def find(cls, key, *, for_update: bool = False):
+        """The row with this primary key or None (locked for the transaction's
+        writes when for_update)."""
+        return sql.session.get(cls, key, with_for_update=for_update or None)
+
+    @classmethod
+    def get_or_404(cls, key, *, for_update: bool = False):
+        item = cls.find(key, for_update=for_update)
         if item is None:
             raise not_found(cls.label)
         return item
@@ -56,10 +59,10 @@ class SqlModel:
             select(func.count()).select_from(statement.order_by(None).subquery())
         )
         column = cls.sort_columns[query.sort]
-        order = column.desc() if query.descending else column.asc()
+        key = inspect(cls).primary_key[0]  # the tiebreak that makes pages stable
+        if query.descending:
+            column, key = column.desc(), key.desc()
         rows = sql.session.scalars(
-            statement.order_by(order, cls.id.desc() if query.descending else cls.id)
-            .limit(query.per_page)
-            .offset(query.offset)
+            statement.order_by(column, key).limit(query.per_page).offset(query.offset)
         )
         return list(rows), total
