@@ -9,6 +9,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from myapp.books.models import BookModel, LoanModel, isbn13
+from myapp.sites.models import ComputerModel, ContainerModel, FreezerModel, SiteModel
 from myapp.db import commit, sql
 from myapp.errors import ApiError
 from myapp.users.models import UserModel
@@ -68,6 +69,21 @@ DEMO_BOOKS = [
     ("Brave New World", "Aldous Huxley", 1932, 2),
     ("Nineteen Eighty-Four", "George Orwell", 1949, 3),
 ]
+# (site, country, freezers with their containers, computers with their MACs)
+DEMO_SITES = [
+    (
+        "Cambridge Genomics Lab",
+        "United Kingdom",
+        {"Minus Eighty A": ["Plasmid box 1", "Plasmid box 2"], "Liquid N2": []},
+        {"Sequencer PC": "00:1a:2b:3c:4d:5e", "Bench laptop": None},
+    ),
+    (
+        "Boston Cell Biology",
+        "United States",
+        {"Minus Twenty": ["Antibody rack"]},
+        {"Microscope PC": "00:1a:2b:3c:4d:5f"},
+    ),
+]
 # (borrower, book title, returned?) - some history, so popular books differ.
 DEMO_LOANS = [
     ("member@example.com", "Dracula", True),
@@ -82,14 +98,15 @@ DEMO_LOANS = [
 @click.command("seed")
 @with_appcontext
 def seed() -> None:
-    """Load demo users, books and loans; running it again adds nothing twice."""
+    """Load demo users, books, loans and lab sites; running it again adds nothing
+    twice."""
     if current_app.config["MYAPP_ENV"] == "production":
         raise click.ClickException(
             "seed loads accounts with public passwords; not here"
         )
     users, books = load_demo_data()
     click.echo(f"Demo data ready: {len(users)} users (password {DEMO_PASSWORD!r}),")
-    click.echo(f"{len(books)} books and their loans.")
+    click.echo(f"{len(books)} books and their loans, and lab sites.")
 
 
 def load_demo_data() -> tuple[dict, dict]:
@@ -104,8 +121,21 @@ def load_demo_data() -> tuple[dict, dict]:
             loan = LoanModel.create(books[title].id, users[email].id)
             if returned:
                 loan.give_back()
+    if not sql.session.scalar(select(SiteModel.id).limit(1)):
+        for name, country, freezers, computers in DEMO_SITES:
+            seed_site(name, country, freezers, computers)
     commit()
     return users, books
+
+
+def seed_site(name: str, country: str, freezers: dict, computers: dict) -> None:
+    site = SiteModel.create({"name": name, "country": country})
+    for freezer_name, contents in freezers.items():
+        freezer = FreezerModel.create(site.id, {"name": freezer_name})
+        for description in contents:
+            ContainerModel.create(freezer.id, {"description": description})
+    for computer_name, mac in computers.items():
+        ComputerModel.create(site.id, {"name": computer_name, "mac": mac})
 
 
 def seed_user(email: str, name: str, role: str) -> UserModel:

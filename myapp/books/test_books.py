@@ -698,11 +698,17 @@ def test_seed_loads_demo_data_once(app):
         assert result.exit_code == 0, result.output
         assert "Demo data ready: 4 users" in result.output
     with app.app_context():
+        from myapp.sites.models import ComputerModel, ContainerModel, SiteModel
+
         counts = [
             sql.session.scalar(select(func.count()).select_from(model))
-            for model in (UserModel, BookModel, LoanModel)
+            for model in (UserModel, BookModel, LoanModel, SiteModel)
         ]
-        assert counts == [4, 16, 6]
+        assert counts == [4, 16, 6, 2]
+        for model, expected in ((ComputerModel, 3), (ContainerModel, 3)):
+            assert (
+                sql.session.scalar(select(func.count()).select_from(model)) == expected
+            )
         top = BookModel.popular(1)[0]
         assert (top["title"], top["times_borrowed"]) == ("Dracula", 3)
     client = app.test_client()
