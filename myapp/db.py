@@ -73,17 +73,36 @@ jwt = JWTManager()
 
 
 def commit() -> None:
-    """The request's one commit, then the work queued to follow it."""
-    sql.session.commit()
-    for callback in g.pop("after_commit", []):
-        callback()
+    """The request's one commit, then the work queued to follow it. Once committed,
+    the request has succeeded: a failing follow-up is logged, never turned into an
+    error response for a write that happened."""
+    try:
+        sql.session.commit()
+    except Exception:
+        run_callbacks("after_rollback")
+        raise
+    g.pop("after_rollback", None)
+    run_callbacks("after_commit")
 
 
 def after_commit(callback) -> None:
     """Run `callback` once this request's transaction has committed, so that no
     request can see the old data after the callback ran (revoking sessions, bumping
-    a cache generation)."""
+    a cache generation, keeping an idempotent response)."""
     g.setdefault("after_commit", []).append(callback)
+
+
+def after_rollback(callback) -> None:
+    """Run `callback` if this request's commit fails (releasing a claim in Redis)."""
+    g.setdefault("after_rollback", []).append(callback)
+
+
+def run_callbacks(kind: str) -> None:
+    for callback in g.pop(kind, []):
+        try:
+            callback()
+        except Exception:
+            current_app.logger.error("%s callback failed", kind, exc_info=True)
 
 
 @event.listens_for(Engine, "connect")

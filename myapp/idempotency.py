@@ -4,7 +4,9 @@ The key is scoped to the signed-in user and claimed in Redis with SET NX, so of 
 number of concurrent requests with one key exactly one runs; the others wait for its
 response and return it. The response is stored after the request's transaction
 committed (a 4xx at once: nothing was written), for IDEMPOTENCY_TTL seconds. A
-request that fails with a 5xx releases the key, so a retry can run again.
+request that fails with a 5xx, or whose commit fails, releases the key, so a retry
+can run again. If Redis fails between the commit and storing the response, the
+client still gets its 201; the claim then lapses after PENDING_SECONDS.
 """
 
 import hashlib
@@ -15,7 +17,7 @@ from functools import wraps
 from flask import current_app, request
 
 from myapp.auth import current_identity
-from myapp.db import after_commit, redis_store
+from myapp.db import after_commit, after_rollback, redis_store
 from myapp.errors import ApiError, bad_request
 from myapp.schema import problems
 
@@ -59,6 +61,7 @@ def idempotent(view):
             redis_store.delete(record_key)
             raise
         after_commit(lambda: store(record_key, fingerprint, body, status, headers))
+        after_rollback(lambda: redis_store.delete(record_key))
         return body, status, headers
 
     return guarded

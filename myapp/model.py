@@ -58,11 +58,17 @@ class SqlModel:
         total = sql.session.scalar(
             select(func.count()).select_from(statement.order_by(None).subquery())
         )
-        column = cls.sort_columns[query.sort]
         key = inspect(cls).primary_key[0]  # the tiebreak that makes pages stable
-        if query.descending:
-            column, key = column.desc(), key.desc()
+        order = sort_order(cls.sort_columns[query.sort], key, query.descending)
         rows = sql.session.scalars(
-            statement.order_by(column, key).limit(query.per_page).offset(query.offset)
+            statement.order_by(*order).limit(query.per_page).offset(query.offset)
         )
         return list(rows), total
+
+
+def sort_order(column, key, descending: bool) -> list:
+    """NULLs sort as the largest values on every database (PostgreSQL's default;
+    SQLite would put them first)."""
+    if descending:
+        return [column.desc().nulls_first(), key.desc()]
+    return [column.asc().nulls_last(), key.asc()]

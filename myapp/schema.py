@@ -5,22 +5,55 @@ The same schema dicts validate request bodies and become the Swagger models
 """
 
 import json
+import re
+from functools import cache
 from typing import Any
 
 from flask import request
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from myapp.errors import ApiError
 
 FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
+
+
+@cache
+def ecma_regex(pattern: str) -> re.Pattern:
+    r"""JSON Schema patterns are ECMA-262, where `$` is the end of the input; in
+    Python it also matches before a final newline ("ab\n" would pass "^ab$").
+    Translate each unescaped `$` outside a character class to `\Z`."""
+    translated, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        translated.append(char)
+    return re.compile("".join(translated))
+
+
+def ecma_pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not ecma_regex(pattern).search(
+        instance
+    ):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+Validator = validators.extend(Draft202012Validator, {"pattern": ecma_pattern})
 # Text a person typed: not blank, no control characters (PostgreSQL cannot store
 # NUL, and no name, title or search term needs a newline).
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 EMAIL_PATTERN = r"^[^\x00-\x20\x7f@]+@[^\x00-\x20\x7f@]+$"
 # id(schema) -> (schema, validator). Schemas are module constants, so ids are stable;
 # keeping the schema in the value keeps its id from being reused.
-_compiled: dict[int, tuple[dict, Draft202012Validator]] = {}
+_compiled: dict[int, tuple[dict, Validator]] = {}
 
 
 TIMESTAMP = {"type": "string", "format": "date-time"}
@@ -88,11 +121,11 @@ def email_address(**extra) -> dict:
     }
 
 
-def validator_for(schema: dict) -> Draft202012Validator:
+def validator_for(schema: dict):
     entry = _compiled.get(id(schema))
     if entry is None:
-        Draft202012Validator.check_schema(schema)
-        entry = (schema, Draft202012Validator(schema, format_checker=FORMAT_CHECKER))
+        Validator.check_schema(schema)
+        entry = (schema, Validator(schema, format_checker=FORMAT_CHECKER))
         _compiled[id(schema)] = entry
     return entry[1]
 

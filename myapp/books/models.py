@@ -40,6 +40,9 @@ ISBN = {
 MAX_COPIES = 10_000
 POPULAR_MAX = 50
 POPULAR_CACHE_KEY = "books:popular"
+# Entries expire soon, bounding staleness should a generation bump ever be lost
+# (Redis unreachable at the moment a change committed).
+POPULAR_CACHE_SECONDS = 60
 
 
 def isbn13(number: int) -> str:
@@ -79,7 +82,11 @@ class BookModel(SqlModel, Timestamped, sql.Model):
             "title": text(300),
             "author": text(200),
             "isbn": ISBN,
-            "published_year": {"type": "integer", "minimum": 0, "maximum": 2100},
+            "published_year": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": 2100,
+            },
             "copies_total": {"type": "integer", "minimum": 0, "maximum": MAX_COPIES},
         },
     }
@@ -283,7 +290,8 @@ class LoanModel(SqlModel, sql.Model):
     def create(cls, book_id: int, user_id: int) -> "LoanModel":
         """Borrow a copy: 404 for no such book, 409 when no copy is left, the member
         already has this book, or holds MAX_OPEN_LOANS loans."""
-        BookModel.get_or_404(book_id)
+        # The book row is locked first, so it cannot be deleted under this borrow.
+        BookModel.get_or_404(book_id, for_update=True)
         # One borrower at a time per member, so the open-loan count stays true.
         sql.session.execute(
             select(UserModel.id).where(UserModel.id == user_id).with_for_update()
@@ -424,6 +432,6 @@ def cache_get(key: str):
 
 def cache_set(key: str, value) -> None:
     try:
-        cache.set(key, value)
+        cache.set(key, value, timeout=POPULAR_CACHE_SECONDS)
     except CACHE_ERRORS:
         pass

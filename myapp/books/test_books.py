@@ -836,3 +836,96 @@ def test_books_api_conforms_to_its_spec(case, staff):
     if case.headers and "Authorization" in case.headers:
         case.headers["Authorization"] = staff.headers["Authorization"]
     case.call_and_validate()
+
+
+# --- Edge cases found in review
+
+
+def test_patch_clears_published_year(client, staff, add_book):
+    book = add_book()
+    response = client.patch(
+        f"/books/{book['id']}", json={"published_year": None}, headers=staff.headers
+    )
+    assert response.status_code == 200 and response.get_json()["published_year"] is None
+
+
+@pytest.mark.parametrize(
+    "sort, first", [("published_year", "Known"), ("-published_year", "Unknown")]
+)
+def test_nulls_sort_as_largest_on_both_databases(client, add_book, sort, first):
+    add_book(title="Unknown", published_year=None)
+    add_book(title="Known", published_year=1900)
+    titles = [
+        book["title"] for book in client.get(f"/books/?sort={sort}").get_json()["items"]
+    ]
+    assert titles[0] == first
+
+
+@pytest.mark.parametrize("field", ["title", "author"])
+def test_a_trailing_newline_is_not_text(app, client, staff, field):
+    response = client.post(
+        "/books/", json=book_body(**{field: "Dune\n"}), headers=staff.headers
+    )
+    assert_error(response, 400, "validation_error")
+    assert book_total(app) == 0
+
+
+def test_popular_is_fresh_after_delete_and_copy_changes(
+    client, staff, member, add_book
+):
+    gone = add_book(title="Gone")
+    add_book(title="Kept")
+    loan = borrow(client, member, gone["id"]).get_json()
+    assert (
+        client.get("/books/popular?limit=1").get_json()["items"][0]["title"] == "Gone"
+    )
+    client.patch(
+        f"/books/{gone['id']}", json={"copies_total": 9}, headers=staff.headers
+    )
+    assert (
+        client.get("/books/popular?limit=1").get_json()["items"][0]["copies_total"] == 9
+    )
+    client.post(f"/books/loans/{loan['id']}/return", headers=member.headers)
+    client.delete(f"/books/{gone['id']}", headers=staff.headers)
+    assert [
+        book["title"] for book in client.get("/books/popular").get_json()["items"]
+    ] == ["Kept"]
+
+
+def test_an_idempotency_record_lives_24_hours(client, member, add_book, redis_client):
+    borrow(client, member, add_book()["id"], **{"Idempotency-Key": "ttl"})
+    (key,) = redis_client.keys("*idempotency*")
+    assert 86400 - 5 <= redis_client.ttl(key) <= 86400
+
+
+def test_a_failed_commit_releases_the_key(app, client, member, add_book, monkeypatch):
+    import sqlalchemy
+
+    book = add_book()
+
+    def fail():
+        raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("database gone"))
+
+    monkeypatch.setattr(sql.session, "commit", fail)
+    first = borrow(client, member, book["id"], **{"Idempotency-Key": "retry-me"})
+    assert_error(first, 503, "service_unavailable")
+    monkeypatch.undo()
+    retry = borrow(client, member, book["id"], **{"Idempotency-Key": "retry-me"})
+    assert retry.status_code == 201 and "Idempotent-Replayed" not in retry.headers
+
+
+def test_a_committed_borrow_is_201_even_if_its_record_cannot_be_kept(
+    app, client, member, add_book, monkeypatch
+):
+    import redis
+
+    import myapp.idempotency
+
+    def fail(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(myapp.idempotency, "store", fail)
+    book = add_book()
+    response = borrow(client, member, book["id"], **{"Idempotency-Key": "lost"})
+    assert response.status_code == 201
+    assert loan_count(app, book_id=book["id"]) == 1

@@ -13,7 +13,6 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    text,
     union_all,
 )
 from sqlalchemy.exc import IntegrityError
@@ -23,9 +22,19 @@ from myapp.db import sql
 from myapp.errors import conflict, not_found
 from myapp.model import SqlModel, Timestamped, iso
 from myapp.pagination import ListQuery
-from myapp.schema import ID, TIMESTAMP, partial, record, text as text_schema, validate
+from myapp.schema import (
+    ID,
+    MAX_ID,
+    TIMESTAMP,
+    partial,
+    record,
+    text as text_schema,
+    validate,
+)
 from myapp.users.models import escape_like
 
+# How many ids a POST tries past ids that PUTs took before giving up (409).
+FREE_ID_ATTEMPTS = 100
 # How many dependents a refused delete names before summarising the rest.
 MAX_LISTED_DEPENDENTS = 50
 OPTIONAL_TEXT = {**text_schema(500), "type": ["string", "null"]}
@@ -119,11 +128,26 @@ class SiteModel(SqlModel, Timestamped, sql.Model):
 
     @classmethod
     def create(cls, data: dict, site_id: int | None = None) -> SiteModel:
+        """POST (site_id None: the next free id) or the creating half of PUT.
+
+        Ids chosen by PUT are left out of the id sequence's way rather than moving
+        it (which one PUT of a huge id would exhaust): a POST handed an id that a
+        PUT already took simply takes the next one."""
         validate(cls.write_schema, data)
-        site = cls(id=site_id, **{**{field: None for field in ADDRESS_FIELDS}, **data})
-        sql.session.add(site)
-        sql.session.flush()
-        return site
+        fields = {**{field: None for field in ADDRESS_FIELDS}, **data}
+        for _ in range(FREE_ID_ATTEMPTS):
+            site = cls(id=site_id, **fields)
+            try:
+                with sql.session.begin_nested():
+                    sql.session.add(site)
+                    sql.session.flush()
+                    if site.id > MAX_ID:  # SQLite counts on from the largest id
+                        raise conflict("No site id is left below the id limit")
+                return site
+            except IntegrityError:
+                if site_id is not None:
+                    raise
+        raise conflict("No free site id was found; try again")
 
     @classmethod
     def upsert(cls, site_id: int, data: dict) -> tuple[SiteModel, bool]:
@@ -134,11 +158,9 @@ class SiteModel(SqlModel, Timestamped, sql.Model):
         if site is not None:
             site.update(data, replace=True)
             return site, False
-        reserve_id(cls, site_id)
         try:
-            with sql.session.begin_nested():
-                site = cls.create(data, site_id)
-        except IntegrityError:  # a concurrent PUT created it first: replace it
+            site = cls.create(data, site_id)
+        except IntegrityError:  # a concurrent request created it first: replace it
             site = cls.get_or_404(site_id, for_update=True)
             site.update(data, replace=True)
             return site, False
@@ -171,22 +193,6 @@ class SiteModel(SqlModel, Timestamped, sql.Model):
         sql.session.flush()
 
 
-def reserve_id(model, item_id: int) -> None:
-    """After a row is inserted with an id of the client's choosing, PostgreSQL's
-    sequence must move past it, or a later POST would be handed the same id.
-    (SQLite picks max(id) + 1 by itself.)"""
-    if sql.session.get_bind().dialect.name != "postgresql":
-        return
-    table = model.__tablename__
-    sql.session.execute(
-        text(
-            "SELECT setval(pg_get_serial_sequence(:table, 'id'), "
-            "GREATEST(:id, nextval(pg_get_serial_sequence(:table, 'id'))))"
-        ),
-        {"table": table, "id": item_id},
-    )
-
-
 class InstrumentModel(SqlModel, Timestamped):
     """What freezers and computers share: a name, a site, and moving between
     sites by PUT/PATCH of site_id (404 if that site does not exist)."""
@@ -215,7 +221,8 @@ class InstrumentModel(SqlModel, Timestamped):
     @classmethod
     def create(cls, site_id: int, data: dict):
         validate(cls.create_schema, data)
-        SiteModel.get_or_404(site_id)
+        # Locked, so the site cannot be deleted before this instrument is in.
+        SiteModel.get_or_404(site_id, for_update=True)
         item = cls(site_id=site_id, **cls.prepared(data))
         sql.session.add(item)
         cls.flush_unique()
@@ -224,7 +231,7 @@ class InstrumentModel(SqlModel, Timestamped):
     def update(self, data: dict, *, replace: bool) -> None:
         validate(self.write_schema if replace else self.patch_schema, data)
         if "site_id" in data:
-            SiteModel.get_or_404(data["site_id"])
+            SiteModel.get_or_404(data["site_id"], for_update=True)
         if replace:
             data = {**self.replace_defaults(), **data}
         for key, value in self.prepared(data).items():
@@ -426,7 +433,7 @@ class ContainerModel(SqlModel, Timestamped, sql.Model):
     @classmethod
     def create(cls, freezer_id: int, data: dict) -> ContainerModel:
         validate(cls.create_schema, data)
-        FreezerModel.get_or_404(freezer_id)
+        FreezerModel.get_or_404(freezer_id, for_update=True)
         key = data.get("uuid", "").lower() or str(uuid.uuid4())
         container = cls(
             uuid=key, description=data["description"], freezer_id=freezer_id

@@ -730,3 +730,51 @@ def test_sites_api_conforms_to_its_spec(case, staff):
     if case.headers and "Authorization" in case.headers:
         case.headers["Authorization"] = staff.headers["Authorization"]
     case.call_and_validate()
+
+
+# --- Edge cases found in review
+
+
+def test_a_mac_with_a_trailing_newline_is_400(app, client, staff, site):
+    body = {"name": "PC", "mac": "AA:BB:CC:DD:EE:FF\n"}
+    response = client.post(
+        f"/sites/{site['id']}/computers", json=body, headers=staff.headers
+    )
+    assert_error(response, 400, "validation_error")
+    assert count(app, ComputerModel) == 0
+
+
+def test_a_put_at_the_largest_id_leaves_post_working(app, client, staff, add):
+    top = client.put("/sites/2147483647", json={"name": "Top"}, headers=staff.headers)
+    assert top.status_code == 201
+    response = client.post("/sites/", json={"name": "After"}, headers=staff.headers)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # SQLite numbers on from the largest id, past what an URL may name.
+        assert_error(response, 409, "conflict")
+    else:
+        assert response.status_code == 201 and response.get_json()["id"] < 2147483647
+        assert add("/sites/", {"name": "And more"})["id"] < 2147483647
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_instruments_answer_if_none_match(client, member, site, add, kind):
+    item = add(f"/sites/{site['id']}/{kind}", {"name": "Unit"})
+    etag = client.get(f"/sites/{kind}/{item['id']}", headers=member.headers).headers[
+        "ETag"
+    ]
+    cached = client.get(
+        f"/sites/{kind}/{item['id']}", headers={**member.headers, "If-None-Match": etag}
+    )
+    assert cached.status_code == 304
+
+
+def test_containers_answer_if_none_match(client, member, freezer, add):
+    container = add(
+        f"/sites/freezers/{freezer['id']}/containers", {"description": "Box"}
+    )
+    path = f"/sites/containers/{container['uuid']}"
+    etag = client.get(path, headers=member.headers).headers["ETag"]
+    assert (
+        client.get(path, headers={**member.headers, "If-None-Match": etag}).status_code
+        == 304
+    )
