@@ -9,6 +9,7 @@ Each test runs inside an outer transaction that is rolled back afterwards; the
 code's own commits become SAVEPOINTs inside it.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -245,35 +246,31 @@ def committing_app(database_url, redis_url, redis_client):
     redis_client.flushdb()
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url, redis_url, workdir):
-    """A real gunicorn (4 sync workers) serving wsgi:app on 127.0.0.1, on the test
-    database and Redis, for black-box and concurrency tests. Stopped at the end."""
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+@contextlib.contextmanager
+def gunicorn(workdir: str, workers: int = 4, **env):
+    """A real gunicorn serving wsgi:app with gunicorn.conf.py on 127.0.0.1, metrics
+    in multiprocess mode, env on top of ours (DATABASE_URL, REDIS_URL, ...). Yields
+    its base URL; stopped, with its workers, when the block ends."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {
+    metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=workdir)
+    environment = {
         **os.environ,
         "MYAPP_ENV": "testing",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "RATELIMIT_DEFAULT": "100000 per hour",
-        "RATELIMIT_LOGIN": "100000 per minute",
-        "RATELIMIT_REGISTER": "100000 per hour",
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers),
+        **env,
     }
     log = open(os.path.join(workdir, f"gunicorn-{port}.log"), "w")
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "4",
-            "--bind",
-            f"127.0.0.1:{port}",
-        ]
-        + ["--timeout", "30", "wsgi:app"],
-        env=env,
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -290,6 +287,21 @@ def live_server(database_url, redis_url, workdir):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url, redis_url, workdir):
+    """gunicorn (4 sync workers) on the test database and Redis, for black-box and
+    concurrency tests; limits out of the way."""
+    with gunicorn(
+        workdir,
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        RATELIMIT_DEFAULT="100000 per hour",
+        RATELIMIT_LOGIN="100000 per minute",
+        RATELIMIT_REGISTER="100000 per hour",
+    ) as base:
+        yield base
 
 
 def wait_until_serving(base: str, server: subprocess.Popen) -> None:

@@ -54,6 +54,8 @@ class Config:
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
 
     CACHE_DEFAULT_TIMEOUT = 300
+    # The myapp loggers' level (JSON lines on stderr).
+    LOG_LEVEL = "INFO"
 
     # Library rules
     LOAN_DAYS = 14

@@ -7,6 +7,7 @@ revocation check into it. Every feature protects its endpoints with `requires`.
 from dataclasses import dataclass
 from functools import wraps
 
+from flask import g
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
 from myapp.errors import ApiError
@@ -44,7 +45,9 @@ def requires(role: str = "member", *, token: str = "access"):
             verify_jwt_in_request(
                 refresh=token == "refresh", verify_type=token != "any"
             )
-            if not current_identity().has_role(role):
+            identity = current_identity()
+            g.user_id = identity.user_id  # for the access log
+            if not identity.has_role(role):
                 raise ApiError(403, "forbidden", f"This needs the {role} role")
             return view(*args, **kwargs)
 

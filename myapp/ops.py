@@ -1,11 +1,31 @@
-"""Operations: the index, /healthz, /readiness, and the request id on every response."""
+"""Operations: the index, /healthz, /readiness, /metrics, and what every response
+carries (request id, security headers) and leaves behind (an access log line,
+metrics)."""
 
-from flask import Blueprint, Flask, current_app, jsonify
+import time
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from sqlalchemy import text
 
+from myapp import telemetry
 from myapp.db import limiter, redis_store, sql
 from myapp.errors import ApiError
 from myapp.tracing import request_id
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+# JSON needs nothing; the Swagger UI pages need their own scripts and styles (the
+# page starts Swagger UI with an inline script), all from this origin.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+)
+HSTS = "max-age=31536000; includeSubDomains"
 
 ops = Blueprint("ops", __name__)
 limiter.exempt(ops)
@@ -27,6 +47,7 @@ def healthz():
 @ops.get("/readiness")
 def readiness():
     """200 when the database and Redis answer, else 503 naming what is down."""
+    # (Fails fast: the Redis socket timeout and the database connect_timeout.)
     checks = {"database": database_answers(), "redis": redis_answers()}
     down = [name for name, ok in checks.items() if not ok]
     if down:
@@ -38,6 +59,13 @@ def readiness():
             headers={"Retry-After": "5"},
         )
     return jsonify({"status": "ok", "checks": {name: "ok" for name in checks}})
+
+
+@ops.get("/metrics")
+def metrics():
+    """Prometheus text: request counts and latencies by endpoint and status."""
+    body, content_type = telemetry.metrics_text()
+    return Response(body, content_type=content_type)
 
 
 def database_answers() -> bool:
@@ -58,16 +86,30 @@ def redis_answers() -> bool:
         return False
 
 
-def assign_request_id() -> None:
+def start_request() -> None:
+    g.started = time.perf_counter()
     request_id()
 
 
-def add_request_id(response):
+def finish_response(response):
     response.headers["X-Request-ID"] = request_id()
+    response.headers.update(SECURITY_HEADERS)
+    html = response.mimetype == "text/html"
+    response.headers.setdefault(
+        "Content-Security-Policy", DOCS_CSP if html else API_CSP
+    )
+    if request.is_secure:
+        response.headers["Strict-Transport-Security"] = HSTS
+    if "Authorization" in request.headers:
+        # Answers to a signed-in user are theirs alone: no cache may keep them.
+        response.headers["Cache-Control"] = "no-store"
+    started = g.get("started", time.perf_counter())
+    telemetry.log_request(request, response, time.perf_counter() - started)
     return response
 
 
 def init_app(app: Flask) -> None:
-    app.before_request(assign_request_id)
-    app.after_request(add_request_id)
+    telemetry.configure_logging(app)
+    app.before_request(start_request)
+    app.after_request(finish_response)
     app.register_blueprint(ops)

@@ -137,6 +137,8 @@ def find_problems(config: dict) -> list[str]:
         or config["TRUSTED_PROXIES"] < 0
     ):
         problems.append("TRUSTED_PROXIES must be a whole number >= 0")
+    if config.get("LOG_LEVEL") not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
     for origin in config.get("CORS_ORIGINS") or []:
         parts = urlsplit(origin)
         if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:

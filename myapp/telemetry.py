@@ -1,0 +1,104 @@
+"""What the service tells its operators: JSON log lines, Prometheus metrics.
+
+Logging is configured here, once: every line of the `myapp` loggers is one JSON
+object on stderr, carrying the request id when there is a request. Metrics are
+prometheus-client objects; under gunicorn with PROMETHEUS_MULTIPROC_DIR set, every
+worker writes its own files and /metrics adds them up.
+"""
+
+import logging
+import os
+import sys
+
+from flask import Flask, g, has_request_context
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess
+from pythonjsonlogger.json import JsonFormatter
+
+from myapp.tracing import request_id
+
+LOGGER = "myapp"
+ACCESS_LOGGER = "myapp.access"
+LABELS = ["method", "endpoint", "status"]
+REQUESTS = Counter("myapp_http_requests_total", "HTTP requests answered", LABELS)
+LATENCY = Histogram(
+    "myapp_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    LABELS,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (a gunicorn worker's, a test's
+    capture), not the one there was when logging was configured."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context() and not hasattr(record, "request_id"):
+            record.request_id = request_id()
+        return True
+
+
+def configure_logging(app: Flask) -> None:
+    logger = logging.getLogger(LOGGER)
+    logger.setLevel(app.config["LOG_LEVEL"])
+    if not any(isinstance(h, CurrentStderrHandler) for h in logger.handlers):
+        handler = CurrentStderrHandler()
+        handler.setFormatter(
+            JsonFormatter(
+                "{levelname}{name}{message}",
+                style="{",
+                timestamp="time",  # ISO 8601, UTC
+                rename_fields={"levelname": "level"},
+            )
+        )
+        handler.addFilter(RequestIdFilter())
+        logger.addHandler(handler)
+    # One line per event: not again through the root logger's handlers.
+    logger.propagate = False
+
+
+def log_request(request, response, duration: float) -> None:
+    """The access log line, and the request's metrics."""
+    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+    status = str(response.status_code)
+    REQUESTS.labels(request.method, endpoint, status).inc()
+    LATENCY.labels(request.method, endpoint, status).observe(duration)
+    logging.getLogger(ACCESS_LOGGER).info(
+        "request",
+        extra={
+            "method": request.method,
+            "route": endpoint,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(duration * 1000, 2),
+            "user_id": g.get("user_id"),
+            "remote_addr": request.remote_addr,
+        },
+    )
+
+
+def metrics_text() -> tuple[bytes, str]:
+    """The Prometheus exposition: every worker's metrics when multiprocess."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,174 @@
+"""Running it: JSON logs, Prometheus metrics across workers, security headers,
+caching of signed-in answers, and rate limits that see the real client behind a
+proxy."""
+
+import json
+
+import pytest
+import requests
+
+from myapp.testing import assert_error
+
+
+def log_lines(captured: str) -> list[dict]:
+    return [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
+
+
+# --- Logs
+
+
+def test_one_json_line_per_request_with_its_request_id(client, member, capfd):
+    client.get("/users/me", headers={**member.headers, "X-Request-ID": "trace-me-1"})
+    client.get("/nope", headers={"X-Request-ID": "trace-me-2"})
+    lines = log_lines(capfd.readouterr().err)
+    first = [line for line in lines if line.get("request_id") == "trace-me-1"]
+    second = [line for line in lines if line.get("request_id") == "trace-me-2"]
+    assert len(first) == 1 and len(second) == 1
+    line = first[0]
+    assert (line["level"], line["name"], line["method"]) == (
+        "INFO",
+        "myapp.access",
+        "GET",
+    )
+    assert (line["route"], line["status"], line["user_id"]) == (
+        "/users/me",
+        200,
+        member.id,
+    )
+    assert line["duration_ms"] >= 0 and line["remote_addr"] == "127.0.0.1"
+    assert line["time"].endswith("+00:00")
+    assert (second[0]["route"], second[0]["status"], second[0]["user_id"]) == (
+        "unmatched",
+        404,
+        None,
+    )
+
+
+def test_errors_are_logged_with_their_traceback_server_side_only(make_app, capfd):
+    app = make_app()
+
+    def broken():
+        raise RuntimeError("the secret internals")
+
+    app.add_url_rule("/broken", "broken", broken)
+    response = app.test_client().get("/broken", headers={"X-Request-ID": "boom-1"})
+    assert "secret" not in response.text
+    errors = [
+        line
+        for line in log_lines(capfd.readouterr().err)
+        if line["level"] == "ERROR" and line.get("request_id") == "boom-1"
+    ]
+    assert len(errors) == 1
+    assert "RuntimeError: the secret internals" in errors[0]["exc_info"]
+
+
+# --- Metrics
+
+
+def metric(text: str, name: str, labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(f"{name}{labels} "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_metrics_count_requests_across_workers(live):
+    """gunicorn runs 4 workers: /metrics, answered by any one of them, still
+    counts every worker's requests."""
+    healthz = '{endpoint="/healthz",method="GET",status="200"}'
+    unmatched = '{endpoint="unmatched",method="GET",status="404"}'
+    names = ("myapp_http_requests_total", "myapp_http_request_duration_seconds_count")
+    before = requests.get(f"{live}/metrics").text
+    for _ in range(40):
+        assert requests.get(f"{live}/healthz").status_code == 200
+    requests.get(f"{live}/nope")
+    after = requests.get(f"{live}/metrics").text
+    for name in names:
+        assert metric(after, name, healthz) - metric(before, name, healthz) == 40
+    requests_total = "myapp_http_requests_total"
+    grown = metric(after, requests_total, unmatched) - metric(
+        before, requests_total, unmatched
+    )
+    assert grown == 1
+    assert 'le="0.005"' in after
+
+
+def test_metrics_are_prometheus_text(client):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    assert "# TYPE myapp_http_requests_total counter" in response.text
+
+
+# --- Security headers and caching
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/healthz", "/books/", "/nope", "/users/swagger.json"]
+)
+def test_every_response_carries_security_headers(client, path):
+    headers = client.get(path).headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert (
+        headers["Content-Security-Policy"]
+        == "default-src 'none'; frame-ancestors 'none'"
+    )
+    assert "Strict-Transport-Security" not in headers
+
+
+def test_swagger_ui_may_load_its_own_assets(client):
+    headers = client.get("/books/docs").headers
+    policy = headers["Content-Security-Policy"]
+    assert (
+        "script-src 'self' 'unsafe-inline'" in policy
+        and "frame-ancestors 'none'" in policy
+    )
+    assert "http" not in policy  # nothing from elsewhere
+
+
+def test_https_responses_carry_hsts(client):
+    headers = client.get("/healthz", base_url="https://api.example.test").headers
+    assert headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_signed_in_answers_are_never_cached(client, member):
+    assert (
+        client.get("/users/me", headers=member.headers).headers["Cache-Control"]
+        == "no-store"
+    )
+    assert "Cache-Control" not in client.get("/books/").headers
+
+
+# --- Rate limits behind a proxy
+
+
+def login_attempt(client, forwarded_for=None):
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return client.post(
+        "/users/tokens",
+        json={"email": "someone@example.com", "password": "wrong password"},
+        headers=headers,
+    )
+
+
+def test_behind_a_trusted_proxy_limits_count_per_real_client(make_app):
+    client = make_app(TRUSTED_PROXIES=1, RATELIMIT_LOGIN="2 per minute").test_client()
+    for _ in range(2):
+        assert login_attempt(client, "203.0.113.5").status_code == 401
+    assert_error(login_attempt(client, "203.0.113.5"), 429, "rate_limited")
+    assert login_attempt(client, "203.0.113.6").status_code == 401
+
+
+def test_without_a_trusted_proxy_forwarded_headers_cannot_dodge_limits(make_app):
+    client = make_app(TRUSTED_PROXIES=0, RATELIMIT_LOGIN="2 per minute").test_client()
+    for address in ("203.0.113.1", "203.0.113.2"):
+        assert login_attempt(client, address).status_code == 401
+    assert_error(login_attempt(client, "203.0.113.3"), 429, "rate_limited")
+
+
+def test_limited_responses_carry_rate_limit_headers(client):
+    headers = client.get("/books/").headers
+    for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
+        assert int(headers[name]) >= 0
