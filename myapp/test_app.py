@@ -54,6 +54,7 @@ def test_production_starts_with_strong_secrets_and_urls(environ):
     app = create_app()
     assert app.config["MYAPP_ENV"] == "production"
     assert not app.debug and not app.testing
+    assert app.config["PROPAGATE_EXCEPTIONS"] is False
     assert app.config["SQLALCHEMY_DATABASE_URI"] == PRODUCTION_ENV["DATABASE_URL"]
 
 
@@ -235,6 +236,7 @@ def test_health_endpoints_are_not_rate_limited(make_app):
     for _ in range(3):
         assert client.get("/healthz").status_code == 200
         assert client.get("/readiness").status_code == 200
+        assert client.get("/metrics").status_code == 200
 
 
 # --- Every response: JSON and a request id
