@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format migrate clean
+.PHONY: run test deploy-test lint format migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: $(VENV)/.dev
 	$(BIN)/black --check .
 	$(BIN)/flake8
 	$(BIN)/pytest
+
+## deploy-test: deploy/deploy.sh for real (local target, uWSGI behind nginx);
+## needs Debian's nginx, rsync and curl
+deploy-test: $(VENV)/.dev
+	$(BIN)/pytest deploy/test_deploy.py
 
 lint: $(VENV)/.dev
 	$(BIN)/black --check .

@@ -1,0 +1,253 @@
+"""deploy/deploy.sh for real, with the local target: two deploys served by uWSGI
+(myapp.ini) behind a real nginx (deploy/nginx/myapp.conf), then a broken release
+that must roll back, leaving the previous one serving. Also checks the shipped
+nginx site with `nginx -t` and the systemd unit with `systemd-analyze verify`.
+
+Needs nginx, rsync and curl (Debian packages; .ci/run installs them). `make
+deploy-test` runs it."""
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NEEDED = ("nginx", "rsync", "curl")
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in NEEDED),
+    reason=f"needs {', '.join(NEEDED)} (apt-get install nginx rsync curl)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def site_config(socket_path: str, port: int | None = None) -> str:
+    """The shipped nginx site; for serving here, on a free port and our socket."""
+    with open(os.path.join(ROOT, "deploy", "nginx", "myapp.conf")) as shipped:
+        text = shipped.read()
+    if port is not None:
+        text = text.replace("listen 80;", f"listen 127.0.0.1:{port};")
+        text = text.replace("unix:/run/myapp/myapp.sock", f"unix:{socket_path}")
+    return text
+
+
+def nginx_main_config(directory: str, site: str) -> str:
+    """A main nginx.conf around a site, everything under `directory`."""
+    with open(os.path.join(directory, "site.conf"), "w") as handle:
+        handle.write(site)
+    shutil.copy("/etc/nginx/uwsgi_params", directory)
+    temp = {kind: os.path.join(directory, kind) for kind in ("body", "uwsgi", "proxy")}
+    fastcgi, scgi = os.path.join(directory, "fastcgi"), os.path.join(directory, "scgi")
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return (
+        f"{user}worker_processes 1;\npid {directory}/nginx.pid;\n"
+        f"error_log {directory}/nginx-error.log;\nevents {{}}\nhttp {{\n"
+        f"  access_log off;\n  client_body_temp_path {temp['body']};\n"
+        f"  uwsgi_temp_path {temp['uwsgi']};\n  proxy_temp_path {temp['proxy']};\n"
+        f"  fastcgi_temp_path {fastcgi};\n  scgi_temp_path {scgi};\n"
+        f"  include {directory}/site.conf;\n}}\n"
+    )
+
+
+def test_the_shipped_nginx_site_is_valid(tmp_path):
+    config = tmp_path / "nginx.conf"
+    config.write_text(nginx_main_config(str(tmp_path), site_config("unused")))
+    result = subprocess.run(
+        ["nginx", "-t", "-c", str(config), "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
+def test_the_shipped_systemd_unit_is_valid():
+    result = subprocess.run(
+        ["systemd-analyze", "verify", os.path.join(ROOT, "deploy", "myapp.service")],
+        capture_output=True,
+        text=True,
+    )
+    # Paths that exist only on a deployed host are fine; anything else is not.
+    problems = [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip()
+        and "/srv/myapp" not in line
+        and "/etc/myapp" not in line
+        and "myapp.service: Failed to" not in line
+    ]
+    assert not problems, result.stderr
+
+
+class Deployment:
+    """A deploy target on this machine, with its nginx and uWSGI."""
+
+    def __init__(self, directory: str, redis_url: str):
+        self.dir = directory
+        self.path = os.path.join(directory, "srv")
+        self.socket = os.path.join(directory, "myapp.sock")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env_file = os.path.join(directory, "env")
+        with open(self.env_file, "w") as handle:
+            handle.write(
+                "MYAPP_ENV=production\n"
+                f"SECRET_KEY={secrets.token_urlsafe(48)}\n"
+                f"JWT_SECRET_KEY={secrets.token_urlsafe(48)}\n"
+                f"DATABASE_URL=sqlite:///{directory}/production.db\n"
+                f"REDIS_URL={redis_url}\n"
+                "TRUSTED_PROXIES=1\n"
+                f"MYAPP_SOCKET={self.socket}\n"
+                "WEB_CONCURRENCY=2\n"
+            )
+        self.restart = os.path.join(directory, "restart.sh")
+        pidfile = os.path.join(directory, "uwsgi.pid")
+        with open(self.restart, "w") as handle:
+            handle.write(
+                "#!/usr/bin/env bash\n"
+                "# Stands in for `systemctl restart myapp` on this machine.\n"
+                f"if [[ -f {pidfile} ]]; then\n"
+                f"  pid=$(cat {pidfile}); kill -INT $pid 2>/dev/null\n"
+                "  for _ in $(seq 100); do\n"
+                "    kill -0 $pid 2>/dev/null || break; sleep 0.1\n"
+                "  done\n"
+                f"  rm -f {pidfile}\nfi\n"
+                f"set -a; . {self.env_file}; set +a\n"
+                f"exec {self.path}/current/.venv/bin/uwsgi"
+                f" --ini {self.path}/current/myapp.ini"
+                f" --pidfile {pidfile} --daemonize {directory}/uwsgi.log\n"
+            )
+        os.chmod(self.restart, 0o755)
+        self.pidfile = pidfile
+        config = os.path.join(directory, "nginx.conf")
+        with open(config, "w") as handle:
+            handle.write(
+                nginx_main_config(directory, site_config(self.socket, self.port))
+            )
+        self.nginx = subprocess.Popen(
+            ["nginx", "-c", config, "-p", directory, "-g", "daemon off;"],
+            start_new_session=True,
+        )
+
+    def deploy(self, source: str = ROOT, **env) -> subprocess.CompletedProcess:
+        environment = {
+            **os.environ,
+            "DEPLOY_HOST": "local",
+            "DEPLOY_PATH": self.path,
+            "ENV_FILE": self.env_file,
+            "PYTHON": getattr(sys, "_base_executable", sys.executable),
+            "RESTART_COMMAND": self.restart,
+            "SMOKE_URL": f"{self.base}/readiness",
+            "SMOKE_SECONDS": "15",
+            **env,
+        }
+        for name in ("DATABASE_URL", "REDIS_URL", "MYAPP_ENV"):
+            environment.pop(name, None)
+        return subprocess.run(
+            ["bash", os.path.join(source, "deploy", "deploy.sh")],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    def current(self) -> str:
+        return os.readlink(os.path.join(self.path, "current"))
+
+    def releases(self) -> list[str]:
+        return sorted(os.listdir(os.path.join(self.path, "releases")))
+
+    def stop(self) -> None:
+        if os.path.exists(self.pidfile):
+            with open(self.pidfile) as handle:
+                pid = int(handle.read())
+            try:
+                os.kill(pid, signal.SIGINT)
+                for _ in range(100):
+                    os.kill(pid, 0)
+                    time.sleep(0.1)
+            except ProcessLookupError:
+                pass
+        os.killpg(self.nginx.pid, signal.SIGTERM)
+        self.nginx.wait(timeout=10)
+
+
+@pytest.fixture
+def deployment(tmp_path, redis_url):
+    target = Deployment(str(tmp_path), redis_url)
+    yield target
+    target.stop()
+
+
+def broken_copy(directory: str) -> str:
+    """This tree with an app that cannot start."""
+    source = os.path.join(directory, "broken-source")
+    subprocess.run(
+        [
+            "rsync",
+            "-a",
+            f"--exclude-from={ROOT}/deploy/rsync-exclude",
+            f"{ROOT}/",
+            source,
+        ],
+        check=True,
+    )
+    with open(os.path.join(source, "wsgi.py"), "a") as handle:
+        handle.write("\nraise RuntimeError('this release is broken')\n")
+    return source
+
+
+def test_deploy_twice_roll_back_a_broken_release_keep_the_last(deployment, tmp_path):
+    first = deployment.deploy()
+    assert first.returncode == 0, first.stderr
+    assert deployment.current() == f"releases/{deployment.releases()[0]}"
+
+    # A real request through nginx and uWSGI: the request id and headers survive.
+    response = requests.get(
+        f"{deployment.base}/books/", headers={"X-Request-ID": "via-nginx"}
+    )
+    assert (
+        response.status_code == 200 and response.headers["X-Request-ID"] == "via-nginx"
+    )
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    body = {
+        "email": "deployed@example.com",
+        "password": "a deployed password",
+        "name": "D",
+    }
+    assert requests.post(f"{deployment.base}/users/", json=body).status_code == 201
+
+    second = deployment.deploy()
+    assert second.returncode == 0, second.stderr
+    releases = deployment.releases()
+    assert len(releases) == 2 and deployment.current() == f"releases/{releases[1]}"
+
+    broken = deployment.deploy(source=broken_copy(str(tmp_path)))
+    assert broken.returncode == 1
+    assert "rolling back" in broken.stderr and "rolled back" in broken.stderr
+    assert deployment.releases() == releases  # the broken one is gone
+    assert deployment.current() == f"releases/{releases[1]}"
+    assert requests.get(f"{deployment.base}/readiness").status_code == 200
+    signed_in = requests.post(
+        f"{deployment.base}/users/tokens",
+        json={"email": body["email"], "password": body["password"]},
+    )
+    assert signed_in.status_code == 201  # the data survived every switch
+
+    third = deployment.deploy(KEEP_RELEASES="2")
+    assert third.returncode == 0, third.stderr
+    kept = deployment.releases()
+    assert (
+        kept == [releases[1], kept[1]] and deployment.current() == f"releases/{kept[1]}"
+    )
