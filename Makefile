@@ -31,8 +31,12 @@ test: $(VENV)/.dev
 
 ## deploy-test: deploy/deploy.sh for real (local target, uWSGI behind nginx);
 ## needs Debian's nginx, rsync and curl
-deploy-test: $(VENV)/.dev
-	$(BIN)/pytest deploy/test_deploy.py
+deploy-test: $(VENV)/.dev node_modules/.installed
+	$(BIN)/pytest deploy
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@/test_deploy.py
 
 lint: $(VENV)/.dev
 	$(BIN)/black --check .
@@ -46,4 +50,4 @@ migrate: $(VENV)/.runtime
 	$(BIN)/flask --app myapp db upgrade
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
