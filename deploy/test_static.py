@@ -74,3 +74,63 @@ def test_the_deploy_script_parses_and_runs():
         env={"PATH": os.environ["PATH"]},
     )
     assert result.returncode != 0 and "DEPLOY_PATH" in result.stderr
+
+
+# --- Containers (validated here, not built: no Docker engine on these machines)
+
+
+@pytest.mark.skipif(not shutil.which("docker-compose"), reason="needs docker-compose")
+def test_the_compose_file_is_valid_and_demands_its_secrets():
+    compose = ["docker-compose", "-f", os.path.join(ROOT, "docker-compose.yml")]
+    secrets = {
+        "SECRET_KEY": "s" * 40,
+        "JWT_SECRET_KEY": "j" * 40,
+        "POSTGRES_PASSWORD": "p",
+    }
+    environment = {"PATH": os.environ["PATH"], **secrets}
+    result = subprocess.run(
+        [*compose, "config"], capture_output=True, text=True, env=environment
+    )
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert set(config["services"]) == {"app", "db", "redis", "nginx"}
+    assert (
+        config["services"]["app"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    )
+    missing = subprocess.run(
+        [*compose, "config", "-q"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert missing.returncode != 0 and "SECRET_KEY" in missing.stderr
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="needs nginx")
+def test_the_compose_nginx_site_is_valid(tmp_path):
+    with open(os.path.join(ROOT, "deploy", "nginx", "docker.conf")) as handle:
+        site = handle.read().replace("http://app:8000", "http://127.0.0.1:8000")
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  include {tmp_path}/site.conf;\n}}\n"
+    )
+    result = subprocess.run(
+        ["nginx", "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_dockerfile_is_multi_stage_non_root_and_pinned():
+    with open(os.path.join(ROOT, "Dockerfile")) as handle:
+        lines = [line.strip() for line in handle if line.strip()]
+    bases = [line.split()[1] for line in lines if line.startswith("FROM ")]
+    assert len(bases) == 2 and all(
+        base == "python:3.11.7-slim-bookworm" for base in bases
+    )
+    users = [line for line in lines if line.startswith("USER ")]
+    assert users == ["USER myapp"]
+    assert any(line.startswith("HEALTHCHECK") for line in lines)
+    assert any("COPY --from=build" in line for line in lines)
