@@ -1,6 +1,8 @@
 """Commands for operators: `flask --app myapp users create-admin EMAIL`, and
 `flask --app myapp seed` for demo data in development."""
 
+import json
+import os
 import sys
 
 import click
@@ -8,6 +10,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
+from myapp import clients
 from myapp.books.models import BookModel, LoanModel, isbn13
 from myapp.sites.models import ComputerModel, ContainerModel, FreezerModel, SiteModel
 from myapp.db import commit, sql
@@ -163,6 +166,22 @@ def seed_book(number: int, title: str, author: str, year: int, copies: int):
     return BookModel.create(data)
 
 
+@click.command("export-clients")
+@click.option("--out", default="clients", show_default=True, help="Folder to write to.")
+@with_appcontext
+def export_clients(out: str) -> None:
+    """Write the Postman collection and api.http from the live Swagger specs."""
+    os.makedirs(out, exist_ok=True)
+    collection = clients.postman_collection(current_app)
+    with open(os.path.join(out, "myapp.postman_collection.json"), "w") as handle:
+        json.dump(collection, handle, indent=2)
+        handle.write("\n")
+    with open(os.path.join(out, "api.http"), "w") as handle:
+        handle.write(clients.http_file(current_app) + "\n")
+    click.echo(f"Wrote {out}/myapp.postman_collection.json and {out}/api.http")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(seed)
+    app.cli.add_command(export_clients)
