@@ -61,14 +61,18 @@ def example_string(schema: dict) -> str:
     return "Example"
 
 
+METHOD_ORDER = ["get", "post", "put", "patch", "delete"]
+
+
 def operations(spec: dict):
-    """(method, path with {{variables}}, operation) for every operation in a spec."""
+    """(method, path with {{variables}}, operation) for every operation in a spec,
+    in a stable order (Flask-RESTX lists a resource's methods from a set)."""
     base = spec["basePath"].rstrip("/")
-    for path, methods in spec["paths"].items():
+    for path in sorted(spec["paths"]):
         url_path = re.sub(r"{(\w+)}", r"{{\1}}", base + path)
-        for method, operation in methods.items():
-            if method != "parameters":
-                yield method.upper(), url_path, operation
+        methods = spec["paths"][path]
+        for method in sorted(set(methods) & set(METHOD_ORDER), key=METHOD_ORDER.index):
+            yield method.upper(), url_path, methods[method]
 
 
 def body_of(operation: dict, definitions: dict):
