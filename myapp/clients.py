@@ -86,6 +86,14 @@ def documented(operation: dict) -> list[int]:
     return sorted(int(code) for code in operation["responses"] if code.isdigit())
 
 
+def postman_url(path: str) -> dict:
+    return {
+        "raw": "{{baseUrl}}" + path,
+        "host": ["{{baseUrl}}"],
+        "path": [part for part in path.split("/") if part],
+    }
+
+
 def postman_request(method, path, operation, definitions, name=None) -> dict:
     headers = [{"key": "Accept", "value": "application/json"}]
     if operation.get("security"):
@@ -93,11 +101,7 @@ def postman_request(method, path, operation, definitions, name=None) -> dict:
     request = {
         "method": method,
         "header": headers,
-        "url": {
-            "raw": "{{baseUrl}}" + path,
-            "host": ["{{baseUrl}}"],
-            "path": [part for part in path.split("/") if part],
-        },
+        "url": postman_url(path),
     }
     body = body_of(operation, definitions)
     if body is not None:
@@ -125,11 +129,7 @@ def auth_flow() -> dict:
         request = {
             "method": method,
             "header": headers,
-            "url": {
-                "raw": "{{baseUrl}}" + path,
-                "host": ["{{baseUrl}}"],
-                "path": [part for part in path.split("/") if part],
-            },
+            "url": postman_url(path),
         }
         if body is not None:
             request["body"] = {"mode": "raw", "raw": json.dumps(body, indent=2)}
