@@ -15,7 +15,7 @@ from werkzeug.routing import IntegerConverter
 
 from myapp import auth
 from myapp.db import SAFE_METHODS, commit
-from myapp.errors import error_response
+from myapp.errors import ERROR_SCHEMA, error_response
 from myapp.schema import MAX_ID
 
 BEARER = "bearer"
@@ -26,26 +26,6 @@ AUTHORIZATIONS = {
         "name": "Authorization",
         "description": "'Bearer <access token>', from POST /users/tokens",
     }
-}
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["code", "message", "details", "request_id"],
-    "properties": {
-        "code": {"type": "string"},
-        "message": {"type": "string"},
-        "details": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["field", "problem"],
-                "properties": {
-                    "field": {"type": "string"},
-                    "problem": {"type": "string"},
-                },
-            },
-        },
-        "request_id": {"type": "string"},
-    },
 }
 ERROR_DESCRIPTIONS = {
     400: "Invalid request: validation_error (body) or bad_request (JSON, query)",

@@ -51,7 +51,6 @@ def requires(role: str = "member", *, token: str = "access"):
                 raise ApiError(403, "forbidden", f"This needs the {role} role")
             return view(*args, **kwargs)
 
-        guarded.required_role = role
         return guarded
 
     return decorate

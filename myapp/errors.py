@@ -63,6 +63,30 @@ UNAVAILABLE = (
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
+# The shape as a JSON Schema: each feature's spec documents it (myapp/api.py), and
+# the tests validate every error body against it.
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["code", "message", "details", "request_id"],
+    "properties": {
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+        "details": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "problem"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "problem": {"type": "string"},
+                },
+            },
+        },
+        "request_id": {"type": "string"},
+    },
+}
+
+
 class ApiError(Exception):
     """An error our code raises on purpose; it becomes the error shape as it is."""
 

@@ -3,7 +3,7 @@
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import DateTime, Select, func, inspect, select
+from sqlalchemy import DateTime, Select, func, inspect, or_, select
 from sqlalchemy.orm import mapped_column
 
 from myapp.db import sql
@@ -22,6 +22,19 @@ def iso(moment: datetime | None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def contains_any_case(text: str, *columns):
+    """The `q` filters: `text` is a substring of any of the columns, in any case
+    (LIKE with its wildcards escaped, so '%' and '_' mean themselves)."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return or_(*(func.lower(column).like(pattern, escape="\\") for column in columns))
+
+
+def equals_any_case(column, value: str):
+    """Exact match in any case (SQLite gets a Unicode lower() in myapp/db.py)."""
+    return func.lower(column) == func.lower(value)
 
 
 class Timestamped:

@@ -148,6 +148,17 @@ def test_load_order_class_instance_env_test_config(environ, monkeypatch, tmp_pat
     assert config["RATELIMIT_DEFAULT"] == "99 per hour"  # test_config beats env
 
 
+def test_the_documented_defaults(environ):
+    environ(**PRODUCTION_ENV)
+    config = create_app().config
+    assert config["RATELIMIT_LOGIN"] == "5 per minute"
+    assert config["RATELIMIT_REGISTER"] == "10 per hour"
+    assert config["RATELIMIT_DEFAULT"] == "1000 per hour"
+    assert config["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    assert config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 15 * 60
+    assert config["CORS_ORIGINS"] == [] and config["TRUSTED_PROXIES"] == 0
+
+
 def test_development_needs_nothing_set(environ):
     config = create_app("development").config
     assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")

@@ -1,7 +1,7 @@
 """Assertions every feature's tests share (kept in the package so test modules in
 each feature can import them)."""
 
-from myapp.api import ERROR_SCHEMA
+from myapp.errors import ERROR_SCHEMA
 from myapp.schema import problems
 
 

@@ -14,8 +14,6 @@ from sqlalchemy import (
     Integer,
     String,
     delete,
-    func,
-    or_,
     select,
     update,
 )
@@ -26,10 +24,17 @@ import redis.exceptions
 
 from myapp.db import after_commit, cache, sql
 from myapp.errors import conflict, not_found
-from myapp.model import SqlModel, Timestamped, iso, utcnow
+from myapp.model import (
+    SqlModel,
+    Timestamped,
+    contains_any_case,
+    equals_any_case,
+    iso,
+    utcnow,
+)
 from myapp.pagination import ListQuery
 from myapp.schema import TIMESTAMP, partial, record, text, validate
-from myapp.users.models import UserModel, escape_like
+from myapp.users.models import UserModel
 
 ISBN = {
     "type": "string",
@@ -126,17 +131,11 @@ class BookModel(SqlModel, Timestamped, sql.Model):
         statement = select(cls)
         filters = query.filters
         if "q" in filters:
-            pattern = f"%{escape_like(filters['q'].lower())}%"
             statement = statement.where(
-                or_(
-                    func.lower(cls.title).like(pattern, escape="\\"),
-                    func.lower(cls.author).like(pattern, escape="\\"),
-                )
+                contains_any_case(filters["q"], cls.title, cls.author)
             )
         if "author" in filters:
-            statement = statement.where(
-                func.lower(cls.author) == func.lower(filters["author"])
-            )
+            statement = statement.where(equals_any_case(cls.author, filters["author"]))
         if "available" in filters:
             available = cls.copies_available > 0
             statement = statement.where(

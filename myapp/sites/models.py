@@ -4,6 +4,7 @@ containers. Deletes are refused while dependents remain, naming them."""
 from __future__ import annotations
 
 import uuid
+from functools import cache
 
 from sqlalchemy import (
     ForeignKey,
@@ -20,7 +21,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.db import sql
 from myapp.errors import conflict, not_found
-from myapp.model import SqlModel, Timestamped, iso
+from myapp.model import (
+    SqlModel,
+    Timestamped,
+    contains_any_case,
+    equals_any_case,
+    iso,
+)
 from myapp.pagination import ListQuery
 from myapp.schema import (
     ID,
@@ -31,7 +38,6 @@ from myapp.schema import (
     text as text_schema,
     validate,
 )
-from myapp.users.models import escape_like
 
 # How many ids a POST tries past ids that PUTs took before giving up (409).
 FREE_ID_ATTEMPTS = 100
@@ -119,11 +125,10 @@ class SiteModel(SqlModel, Timestamped, sql.Model):
         statement = select(cls)
         if "country" in query.filters:
             statement = statement.where(
-                func.lower(cls.country) == func.lower(query.filters["country"])
+                equals_any_case(cls.country, query.filters["country"])
             )
         if "q" in query.filters:
-            pattern = f"%{escape_like(query.filters['q'].lower())}%"
-            statement = statement.where(func.lower(cls.name).like(pattern, escape="\\"))
+            statement = statement.where(contains_any_case(query.filters["q"], cls.name))
         return cls.page(statement, query)
 
     @classmethod
@@ -480,9 +485,10 @@ ContainerModel.sort_columns = {
 # --- The instruments view: one list of freezers and computers, in SQL.
 
 
+@cache
 def instruments_query():
     """UNION ALL of freezers and computers with their site's name, as a subquery
-    (type, id, name, site_id, site_name)."""
+    (type, id, name, site_id, site_name); built once."""
     parts = [
         select(
             literal(kind).label("type"),

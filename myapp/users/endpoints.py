@@ -35,7 +35,7 @@ registration_model = feature.model("Registration", UserModel.write_schema)
 profile_model = feature.model("ProfileUpdate", UserModel.profile_schema)
 admin_update_model = feature.model("UserUpdate", UserModel.admin_schema)
 credentials_model = feature.model("Credentials", SessionModel.write_schema)
-session_model = feature.model("Session", SessionModel.read_schema)
+feature.model("Session", SessionModel.read_schema)  # the read model, named in the spec
 token_model = feature.model("TokenPair", TOKEN_SCHEMA)
 session_page_model = feature.model("SessionPage", list_schema(SessionModel.read_schema))
 

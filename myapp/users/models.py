@@ -8,14 +8,21 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, request
 from flask_jwt_extended import create_access_token, create_refresh_token
-from sqlalchemy import CheckConstraint, Index, String, func, or_, select
+from sqlalchemy import CheckConstraint, Index, String, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.auth import ROLES
 from myapp.db import redis_store, sql
 from myapp.errors import ApiError, conflict, not_found
-from myapp.model import SqlModel, Timestamped, iso, utcnow
+from myapp.model import (
+    SqlModel,
+    Timestamped,
+    contains_any_case,
+    equals_any_case,
+    iso,
+    utcnow,
+)
 from myapp.pagination import ListQuery
 from myapp.schema import TIMESTAMP, email_address, record, text, validate
 
@@ -101,7 +108,7 @@ class UserModel(SqlModel, Timestamped, sql.Model):
 
     @classmethod
     def by_email(cls, email: str) -> "UserModel | None":
-        statement = select(cls).where(func.lower(cls.email) == func.lower(email))
+        statement = select(cls).where(equals_any_case(cls.email, email))
         return sql.session.scalars(statement).first()
 
     @classmethod
@@ -110,12 +117,8 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         if "role" in query.filters:
             statement = statement.where(cls.role == query.filters["role"])
         if "q" in query.filters:
-            pattern = f"%{escape_like(query.filters['q'].lower())}%"
             statement = statement.where(
-                or_(
-                    func.lower(cls.email).like(pattern, escape="\\"),
-                    func.lower(cls.name).like(pattern, escape="\\"),
-                )
+                contains_any_case(query.filters["q"], cls.email, cls.name)
             )
         return cls.page(statement, query)
 
@@ -209,10 +212,6 @@ UserModel.sort_columns = {
 }
 
 
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def argon2_params() -> tuple[int, int, int]:
     config = current_app.config
     return (
@@ -260,7 +259,6 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
 """
-SESSION_FIELDS = ("user_id", "created_at", "refreshed_at", "user_agent", "ip_address")
 
 
 class SessionModel:
@@ -268,7 +266,6 @@ class SessionModel:
     each user's sessions are indexed in a sorted set by creation time."""
 
     label = "Session"
-    sort_fields = ("created_at", "refreshed_at")
 
     read_schema = record(
         "Session",
@@ -346,14 +343,21 @@ class SessionModel:
 
     @classmethod
     def get(cls, session_id: str) -> "SessionModel | None":
+        return cls.get_many([session_id])[0]
+
+    @classmethod
+    def get_many(cls, session_ids: list[str]) -> list["SessionModel | None"]:
+        """The sessions with these ids (None where gone), in one round trip."""
         pipe = redis_store.pipeline()
-        pipe.hgetall(cls.key(session_id))
-        pipe.ttl(cls.key(session_id))
-        fields, ttl = pipe.execute()
-        if not fields:
-            return None
-        decoded = {key.decode(): value.decode() for key, value in fields.items()}
-        return cls(session_id, decoded, max(ttl, 0))
+        for session_id in session_ids:
+            pipe.hgetall(cls.key(session_id))
+            pipe.ttl(cls.key(session_id))
+        replies = pipe.execute()
+        found = []
+        for session_id, fields, ttl in zip(session_ids, replies[::2], replies[1::2]):
+            decoded = {key.decode(): value.decode() for key, value in fields.items()}
+            found.append(cls(session_id, decoded, max(ttl, 0)) if fields else None)
+        return found
 
     @classmethod
     def get_or_404(cls, session_id: str, user_id: int) -> "SessionModel":
@@ -368,7 +372,7 @@ class SessionModel:
         """A user's live sessions; entries whose session expired are pruned."""
         index = cls.index_key(user_id)
         ids = [item.decode() for item in redis_store.zrange(index, 0, -1)]
-        found = [cls.get(session_id) for session_id in ids]
+        found = cls.get_many(ids)
         expired = [sid for sid, session in zip(ids, found) if session is None]
         if expired:
             redis_store.zrem(index, *expired)

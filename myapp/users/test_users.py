@@ -345,6 +345,7 @@ def test_me_returns_your_profile_with_an_etag(client, member):
     assert_valid(UserModel.read_schema, response.get_json())
     assert response.get_json()["email"] == member.email
     etag = response.headers["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")  # a strong ETag
     again = client.get("/users/me", headers={**member.headers, "If-None-Match": etag})
     assert again.status_code == 304 and again.data == b""
     assert again.headers["ETag"] == etag
