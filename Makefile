@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test deploy-test lint format migrate clean
+.PHONY: run test deploy-test bench lint format migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ test: $(VENV)/.dev
 ## needs Debian's nginx, rsync, curl, docker-compose, chromium (see .ci/run)
 deploy-test: $(VENV)/.dev node_modules/.installed
 	$(BIN)/pytest deploy
+
+## bench: myapp against its baselines at 1k/100k/1M books (about 10 min); writes
+## bench/RESULTS.md and bench/charts/. Needs Debian's wrk and postgresql.
+bench: $(VENV)/.bench
+	@command -v wrk >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+		|| apt-get install -y -q wrk postgresql
+	$(BIN)/python -m bench.run
+
+$(VENV)/.bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $(VENV)/.runtime $(VENV)/.dev $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund

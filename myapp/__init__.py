@@ -1,13 +1,15 @@
 """myapp: a production-grade REST API on Flask and Flask-RESTX."""
 
 import os
+import sys
 
+import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from myapp import cli, ops
 from myapp.api import DatabaseIdConverter
-from myapp.db import cache, cors, jwt, limiter, migrate, redis_store, sql
+from myapp.db import cache, cors, jwt, limiter, redis_store, sql
 from myapp.errors import register_error_handlers
 from myapp.settings import load_config, redis_timeouts
 from myapp.books import blueprint as books_blueprint
@@ -51,7 +53,7 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     app.url_map.converters["int"] = DatabaseIdConverter
 
     sql.init_app(app)
-    migrate.init_app(app, sql, directory=migrations_directory())
+    init_migrations(app)
     redis_store.init_app(app, **redis_timeouts(app.config))
     cors.init_app(
         app,
@@ -73,6 +75,17 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     register_error_handlers(app)
     cli.init_app(app)
     return app
+
+
+def init_migrations(app: Flask) -> None:
+    """Flask-Migrate brings Alembic, 12 MiB in every worker (bench/ANALYSIS.md), and a
+    server never migrates. It is set up under the `flask` command (which makes the
+    app inside its click context), and where flask_migrate is already imported
+    (devserver.py, tests)."""
+    if click.get_current_context(silent=True) or "flask_migrate" in sys.modules:
+        from flask_migrate import Migrate
+
+        Migrate(app, sql, directory=migrations_directory())
 
 
 def migrations_directory() -> str:

@@ -184,7 +184,10 @@ def redis_timeouts(config: dict) -> dict:
 
 
 def engine_options(config: dict, url: str) -> dict:
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # No pre-ping: it would cost every request a round trip. A connection found
+    # dead fails its request (503, Retry-After) and SQLAlchemy then discards the
+    # whole pool; recycling bounds how long an idle connection is trusted.
+    options: dict[str, Any] = {"pool_recycle": 1800}
     if url.startswith("postgresql"):
         options["connect_args"] = {
             "connect_timeout": config["DATABASE_CONNECT_TIMEOUT"],
@@ -200,7 +203,8 @@ def engine_options(config: dict, url: str) -> dict:
 
 
 def limiter_storage_uri(redis_url: str) -> str:
-    """The `limits` package spells a Redis unix socket redis+unix://."""
+    """myapp's Redis storage for `limits` (db.RedisHitStorage), which spells a
+    Redis unix socket redis+unix://."""
     if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url[len("unix://") :]
-    return redis_url
+        redis_url = "redis+unix://" + redis_url[len("unix://") :]
+    return "myapp+" + redis_url

@@ -4,6 +4,9 @@ rate limits, the specs and docs, migrations, and pagination/validation propertie
 import math
 import os
 import re
+import subprocess
+import sys
+import time
 
 import pytest
 import sqlalchemy
@@ -130,7 +133,7 @@ def test_postgres_scheme_and_unix_redis_are_translated(environ):
     )
     config = create_app().config
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql://u@h/db"
-    assert config["RATELIMIT_STORAGE_URI"] == "redis+unix:///run/redis.sock?db=2"
+    assert config["RATELIMIT_STORAGE_URI"] == "myapp+redis+unix:///run/redis.sock?db=2"
 
 
 def test_load_order_class_instance_env_test_config(environ, monkeypatch, tmp_path):
@@ -240,6 +243,46 @@ def test_default_rate_limit_applies_per_identity(make_app, member):
     limited = client.get("/users/me", headers=member.headers)
     assert_error(limited, 429, "rate_limited")
     assert 0 < int(limited.headers["Retry-After"]) <= 60
+
+
+def test_a_rate_limited_request_costs_one_redis_round_trip(make_app, redis_client):
+    """The hit and the X-RateLimit-* headers come from one script call
+    (RedisHitStorage), not the hit plus a GET and a TTL."""
+    client = make_app(RATELIMIT_DEFAULT="5 per minute").test_client()
+    client.get("/books/1")  # scripts loaded, connections open
+
+    def calls() -> dict:
+        stats = redis_client.info("commandstats")
+        return {name[len("cmdstat_") :]: stat["calls"] for name, stat in stats.items()}
+
+    before = calls()
+    response = client.get("/books/1")
+    after = calls()
+    assert response.headers["X-RateLimit-Remaining"] == "3"
+    assert int(response.headers["X-RateLimit-Reset"]) > time.time()
+    made = {name: count - before.get(name, 0) for name, count in after.items()}
+    # incrby and ttl run inside the one script call; info is this test's own
+    assert {name: count for name, count in made.items() if count} == {
+        "evalsha": 1,
+        "incrby": 1,
+        "ttl": 1,
+        "info": 1,
+    }
+
+
+def test_reads_run_in_autocommit_on_postgresql_and_writes_in_a_transaction(
+    committing_app, database_url
+):
+    """A GET costs one round trip per query on PostgreSQL: no BEGIN, no ROLLBACK."""
+    postgres = database_url.startswith("postgresql")
+    for method, autocommit in (("GET", postgres), ("POST", False)):
+        with committing_app.test_request_context("/books/", method=method):
+            connection = sql.session.connection()
+            level = connection.get_execution_options().get("isolation_level")
+            assert (level == "AUTOCOMMIT") is autocommit
+            if postgres:
+                assert connection.connection.dbapi_connection.autocommit is autocommit
+            sql.session.remove()
 
 
 def test_health_endpoints_are_not_rate_limited(make_app):
@@ -390,6 +433,37 @@ def test_emails_are_unique_in_any_case_in_the_database(app):
         with pytest.raises(sqlalchemy.exc.IntegrityError):
             sql.session.flush()
         sql.session.rollback()
+
+
+def test_the_flask_db_commands_migrate_but_a_server_never_loads_alembic(
+    tmp_path, redis_url
+):
+    """Flask-Migrate is set up for `flask db ...`; a worker importing wsgi.py does
+    without it (12 MiB of Alembic per worker)."""
+    env = {
+        **os.environ,
+        "MYAPP_ENV": "testing",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "REDIS_URL": redis_url,
+    }
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    flask = [sys.executable, "-m", "flask", "--app", "myapp", "db"]
+    upgraded = subprocess.run(
+        flask + ["upgrade"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    current = subprocess.run(
+        flask + ["current"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert "0004_counts_search (head)" in current.stdout
+    served = subprocess.run(
+        [sys.executable, "-c", "import sys, wsgi; print('alembic' in sys.modules)"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert served.stdout.strip() == "False", served.stderr
 
 
 def test_migrations_run_down_and_up_again(tmp_path, redis_url):

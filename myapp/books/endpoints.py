@@ -101,7 +101,7 @@ class Book(Resource):
     @feature.errors(404)
     def get(self, book_id):
         """One book, with its available copies and times borrowed."""
-        return single_response(BookModel.get_or_404(book_id).as_json())
+        return single_response(BookModel.read_json_or_404(book_id))
 
     @feature.requires("staff")
     @feature.expects(book_write_model)

@@ -1,0 +1,570 @@
+"""`make bench`: myapp under load, side by side with its baselines, at three
+scales, in one run; writes bench/results.json, bench/RESULTS.md and the charts.
+
+    python -m bench.run            # the full run (about 10 minutes here)
+    python -m bench.run --quick    # small scales, short runs: checks the harness
+
+Everything it starts (PostgreSQL, Redis, the servers) listens on 127.0.0.1 and
+is stopped when it ends, also on failure or Ctrl-C.
+"""
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+
+import psycopg
+import redis
+
+from bench import load, servers
+from bench.report import write_report
+from bench.targets import evaluate
+
+HERE = Path(__file__).resolve().parent
+WRK_SCRIPTS = HERE / "wrk"
+FULL = {
+    "scales": [1_000, 100_000, 1_000_000],
+    "connections": 4,
+    "warmup_s": 2,
+    "duration_s": 3,
+    "repetitions": 3,
+}
+QUICK = {**FULL, "scales": [1_000, 10_000], "warmup_s": 1, "duration_s": 1}
+WORKERS = 2
+# The bench's own budget: never throttled (the limiter still runs: a Redis call
+# per request, as in production).
+UNLIMITED = "1000000 per second"
+CONTENDED_BOOKS, CONTENDED_COPIES, BORROWERS = 4, 2, 16
+
+SERVERS = {
+    "myapp-uwsgi": (
+        "myapp, uWSGI per myapp.ini, plus an HTTP socket for wrk",
+        [servers.BIN / "uwsgi", "--ini", "myapp.ini"],
+    ),
+    "myapp-gunicorn": (
+        "myapp, gunicorn per gunicorn.conf.py (sync workers)",
+        [servers.BIN / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+    ),
+    "flask-raw-uwsgi": (
+        "bare Flask + raw psycopg (bench/apps/flask_raw.py), uWSGI as myapp.ini",
+        [servers.BIN / "uwsgi", "--ini", "myapp.ini", "--module"]
+        + ["bench.apps.flask_raw:app"],
+    ),
+    "flask-raw-gunicorn": (
+        "bare Flask + raw psycopg, gunicorn as gunicorn.conf.py",
+        [servers.BIN / "gunicorn", "-c", "gunicorn.conf.py"]
+        + ["bench.apps.flask_raw:app"],
+    ),
+    "fastapi-uvicorn": (
+        "FastAPI + SQLAlchemy ORM + pydantic (bench/apps/fastapi_app.py), uvicorn",
+        [servers.BIN / "uvicorn", "bench.apps.fastapi_app:app", "--host"]
+        + ["127.0.0.1", "--port", "{port}", "--workers", str(WORKERS)]
+        + ["--no-access-log", "--log-level", "warning"],
+    ),
+    "myapp-unvalidated-uwsgi": (
+        "myapp with body validation switched off (bench/apps/myapp_unvalidated.py)",
+        [servers.BIN / "uwsgi", "--ini", "myapp.ini", "--module"]
+        + ["bench.apps.myapp_unvalidated:app"],
+    ),
+}
+SCENARIOS = {
+    "book": ("GET /books/<id>", "One book by primary key, ids at random."),
+    "list_first": ("GET /books/ (page 1)", "First page of 20, default sort."),
+    "list_deep": (
+        "GET /books/?page=50",
+        "Rows 981-1000 of the default sort: the 1k catalog's last page.",
+    ),
+    "list_middle": (
+        "GET /books/ (middle page)",
+        "The page halfway through the whole catalog (OFFSET grows with the data).",
+    ),
+    "search_first": (
+        f"GET /books/?q={load.SEARCH_TERM}",
+        f"Substring search matching {load.SEARCH_MATCHES} books at every scale.",
+    ),
+    "search_deep": (
+        f"GET /books/?q={load.SEARCH_TERM}&page=10",
+        "The last page of that search.",
+    ),
+    "popular": ("GET /books/popular", "The 10 most borrowed books."),
+    "popular_python": (
+        "popular books sorted in Python",
+        "The seed's approach: load every book and its loans, sort in Python.",
+    ),
+    "instruments": (
+        "GET /sites/instruments/",
+        f"Freezers and computers of {load.SITES:,} sites, page 1, signed in.",
+    ),
+    "me": ("GET /users/me", "The signed-in member's profile (JWT + session check)."),
+    "create": ("POST /books/", "Add a book (staff): JSON Schema validation on/off."),
+    "borrow_return": (
+        "borrow/return under contention",
+        f"{BORROWERS} members borrowing and returning {CONTENDED_BOOKS} books of "
+        f"{CONTENDED_COPIES} copies each, one connection each.",
+    ),
+}
+
+
+class Bench:
+    def __init__(self, settings: dict, workdir: Path, only=None):
+        self.settings = settings
+        self.only = only  # scenario ids to run (while working on one), or all
+        self.workdir = workdir
+        self.runs: list[dict] = []
+
+    # --- load generation -------------------------------------------------------
+
+    def wrk(self, base: str, script: str, args: list, duration: float, **options):
+        """One wrk run; returns the JSON its done() printed, with req/s."""
+        source = "\n".join(
+            (WRK_SCRIPTS / name).read_text()
+            for name in ("close.lua", script, "report.lua")
+        )
+        path = self.workdir / script
+        path.write_text(source)
+        threads = options.get("threads", 1)
+        connections = options.get("connections", self.settings["connections"])
+        command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s"]
+        command += ["--timeout", options.get("timeout", "10s"), "-s", str(path), base]
+        output = subprocess.run(
+            command + ["--"] + [str(arg) for arg in args],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        line = next(line for line in output.splitlines() if line.startswith("BENCH "))
+        result = json.loads(line[len("BENCH ") :])
+        seconds = result.pop("duration_us") / 1e6
+        return {
+            "rps": round(result["requests"] / seconds, 1),
+            "p50_ms": result.pop("p50_us") / 1000,
+            "p99_ms": result.pop("p99_us") / 1000,
+            **result,
+        }
+
+    def measure(self, scenario, server, scale, base, script, args, **options):
+        """Warm up, then `repetitions` timed runs; records and returns the run."""
+        if self.only and scenario not in self.only:
+            return None
+        settings = self.settings
+        reps = options.pop("repetitions", settings["repetitions"])
+        duration = options.pop("duration", settings["duration_s"])
+        warmup = options.pop("warmup", True) and settings["warmup_s"]
+        after_each = options.pop("after_each", None)
+        baseline = options.pop("baseline", None)
+
+        def once(seconds: float) -> dict:
+            # args may be a function: a fresh list for every wrk run
+            result = self.wrk(
+                base, script, args() if callable(args) else args, seconds, **options
+            )
+            if after_each:
+                after_each()
+            return result
+
+        if warmup:
+            once(warmup)
+        results = [once(duration) for _ in range(reps)]
+        run = {
+            "scenario": scenario,
+            "server": server,
+            "scale": scale,
+            "reps": [
+                {key: value for key, value in rep.items() if key != "extra"}
+                for rep in results
+            ],
+            "rps": statistics.median(rep["rps"] for rep in results),
+            "p50_ms": statistics.median(rep["p50_ms"] for rep in results),
+            "p99_ms": statistics.median(rep["p99_ms"] for rep in results),
+            "non_2xx": sum(rep["non_2xx"] for rep in results),
+            "socket_errors": sum(rep["socket_errors"] for rep in results),
+            "baseline": baseline,
+            "ratio": None,
+            "extra": merge_extra([rep["extra"] for rep in results]),
+        }
+        self.runs.append(run)
+        print(
+            f"  {scenario:<15} {server:<24} {scale_label(scale):>5} "
+            f"{run['rps']:>9.0f} req/s  p50 {run['p50_ms']:7.2f} ms  "
+            f"p99 {run['p99_ms']:7.2f} ms  errors {run['non_2xx']}",
+            flush=True,
+        )
+        return run
+
+
+def merge_extra(extras: list[dict]) -> dict:
+    """Counters from each repetition, summed."""
+    merged: dict = {}
+    for extra in extras:
+        for key, value in extra.items():
+            merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+def scale_label(scale) -> str:
+    if scale is None:
+        return "-"
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if scale >= size:
+            return f"{scale // size}{suffix}"
+    return str(scale)
+
+
+def app_env(database_url: str, redis_url: str) -> dict:
+    """Production config, as /etc/myapp/env would give it."""
+    return {
+        **os.environ,
+        "MYAPP_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "JWT_SECRET_KEY": secrets.token_urlsafe(48),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "RATELIMIT_DEFAULT": UNLIMITED,
+        "TRUSTED_PROXIES": "0",
+        "CORS_ORIGINS": "",
+        "WEB_CONCURRENCY": str(WORKERS),
+        "BIND": "127.0.0.1:{port}",
+        "MYAPP_SOCKET": "{workdir}/uwsgi-{port}.sock",
+        # The log lines go to each server's log file in the work folder.
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def create_database(server_url: str) -> str:
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute("CREATE DATABASE myapp")
+    return server_url.rsplit("/", 1)[0] + "/myapp"
+
+
+def start_servers(stack: ExitStack, env: dict, workdir: Path) -> dict:
+    """Every server, each with WORKERS workers; returns name -> (base URL, pid)."""
+    started = {}
+    for name, (_, command) in SERVERS.items():
+        if "uwsgi" in name:  # wrk speaks HTTP, nginx the uwsgi protocol
+            command = command + ["--http-socket", "127.0.0.1:{port}"]
+        ready = "/healthz" if name.startswith("myapp") else "/books/1"
+        context = servers.http_server(name, command, env, workdir, ready)
+        started[name] = stack.enter_context(context)
+    return started
+
+
+def sign_in(base: str, email: str) -> str:
+    body = json.dumps({"email": email, "password": load.PASSWORD}).encode()
+    request = urllib.request.Request(
+        base + "/users/tokens",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["access_token"]
+
+
+def post(base: str, path: str, token: str) -> int:
+    request = urllib.request.Request(
+        base + path, headers={"Authorization": f"Bearer {token}"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def bench_scale(bench: Bench, bases: dict, scale: int) -> None:
+    """The scenarios whose cost could grow with the catalog, at this scale."""
+    print(f"scale {scale_label(scale)}", flush=True)
+    for server, baseline in (
+        ("flask-raw-uwsgi", None),
+        ("flask-raw-gunicorn", None),
+        ("myapp-uwsgi", "flask-raw-uwsgi"),
+        ("myapp-gunicorn", "flask-raw-gunicorn"),
+        ("fastapi-uvicorn", "flask-raw-uwsgi"),
+    ):
+        bench.measure(
+            "book",
+            server,
+            scale,
+            bases[server],
+            "book.lua",
+            [scale],
+            baseline=baseline and {"scenario": "book", "server": baseline},
+        )
+    middle = max(1, scale // 40)
+    paths = {
+        "list_first": "/books/",
+        "list_deep": "/books/?page=50",
+        "list_middle": f"/books/?page={middle}",
+        "search_first": f"/books/?q={load.SEARCH_TERM}",
+        "search_deep": f"/books/?q={load.SEARCH_TERM}&page=10",
+        "popular": "/books/popular",
+    }
+    for scenario, path in paths.items():
+        baseline = None
+        if scenario == "popular":
+            baseline = {"scenario": "popular_python", "server": "flask-raw-uwsgi"}
+        bench.measure(
+            scenario,
+            "myapp-uwsgi",
+            scale,
+            bases["myapp-uwsgi"],
+            "get.lua",
+            [path],
+            baseline=baseline,
+        )
+    # Seconds per request at 1M: a few requests on one connection tell enough.
+    bench.measure(
+        "popular_python",
+        "flask-raw-uwsgi",
+        scale,
+        bases["flask-raw-uwsgi"],
+        "get.lua",
+        ["/books/popular"],
+        connections=1,
+        duration=max(10, bench.settings["duration_s"]),
+        repetitions=1,
+        warmup=False,
+        timeout="60s",
+    )
+
+
+def bench_once(bench: Bench, bases: dict, db: psycopg.Connection, scale: int):
+    """The scenarios whose cost does not depend on the catalog's size, measured
+    with the largest catalog loaded."""
+    print("signed in and writing", flush=True)
+    myapp = bases["myapp-uwsgi"]
+    member = sign_in(myapp, "member1@bench.example")
+    staff = sign_in(myapp, "staff@bench.example")
+    for scenario, path in (("instruments", "/sites/instruments/"), ("me", "/users/me")):
+        bench.measure(scenario, "myapp-uwsgi", None, myapp, "get.lua", [path, member])
+    numbers = iter(range(0, 10**9, 10**6))  # each wrk run its own ISBN block
+    for server, baseline in (
+        ("myapp-unvalidated-uwsgi", None),
+        ("myapp-uwsgi", {"scenario": "create", "server": "myapp-unvalidated-uwsgi"}),
+    ):
+        bench.measure(
+            "create",
+            server,
+            scale,
+            bases[server],
+            "create.lua",
+            lambda: [staff, next(numbers)],
+            baseline=baseline,
+        )
+    bench_borrowing(bench, myapp, db, staff, scale)
+
+
+def bench_borrowing(bench, base: str, db, staff: str, scale: int) -> None:
+    """Members race for a few copies; afterwards every copy and loan must add up."""
+    books = range(1, CONTENDED_BOOKS + 1)
+    db.execute(
+        "UPDATE books SET copies_total = %s, copies_available = %s WHERE id = ANY(%s)",
+        (CONTENDED_COPIES, CONTENDED_COPIES, list(books)),
+    )
+    borrowed_before = loan_ids_and_times_borrowed(db, books)
+    tokens = [
+        sign_in(base, f"member{number}@bench.example")
+        for number in range(2, BORROWERS + 2)
+    ]
+    cleanup_returns = 0
+
+    def return_open_loans():
+        """A run stops mid-cycle; give back what it left borrowed, through the API
+        (after a pause for requests still in flight when wrk stopped)."""
+        nonlocal cleanup_returns
+        time.sleep(0.5)
+        for (loan,) in db.execute(
+            "SELECT id FROM loans WHERE returned_at IS NULL AND book_id = ANY(%s)",
+            (list(books),),
+        ).fetchall():
+            post(base, f"/books/loans/{loan}/return", staff)
+            cleanup_returns += 1
+
+    run = bench.measure(
+        "borrow_return",
+        "myapp-uwsgi",
+        scale,
+        base,
+        "borrow.lua",
+        [books.start, len(books), *tokens],
+        threads=BORROWERS,
+        connections=BORROWERS,
+        warmup=False,
+        after_each=return_open_loans,
+        baseline={"scenario": "book", "server": "myapp-uwsgi"},
+    )
+    if run is None:
+        return
+    after = loan_ids_and_times_borrowed(db, books)
+    copies = db.execute(
+        "SELECT sum(copies_total), sum(copies_available) FROM books WHERE id = ANY(%s)",
+        (list(books),),
+    ).fetchone()
+    new_loans = after["loans"] - borrowed_before["loans"]
+    extra = run["extra"]
+    extra.update(
+        cleanup_returns=cleanup_returns,
+        loans_created=new_loans,
+        times_borrowed_added=after["times_borrowed"]
+        - borrowed_before["times_borrowed"],
+        copies_total=copies[0],
+        copies_available=copies[1],
+    )
+    open_loans = db.execute(
+        "SELECT count(*) FROM loans WHERE returned_at IS NULL AND book_id = ANY(%s)",
+        (list(books),),
+    ).fetchone()[0]
+    # The database must agree with itself exactly. wrk may miss the answers to
+    # requests in flight when it stopped (at most one per connection per run).
+    in_flight = BORROWERS * len(run["reps"])
+    extra["accounting_exact"] = int(
+        new_loans == extra["times_borrowed_added"]
+        and open_loans == 0
+        and copies[0] == copies[1]
+        and extra["borrowed"] <= new_loans <= extra["borrowed"] + in_flight
+    )
+
+
+def loan_ids_and_times_borrowed(db, books: range) -> dict:
+    loans, times = db.execute(
+        """SELECT (SELECT count(*) FROM loans WHERE book_id = ANY(%(books)s)),
+                  (SELECT sum(times_borrowed) FROM books WHERE id = ANY(%(books)s))""",
+        {"books": list(books)},
+    ).fetchone()
+    return {"loans": loans, "times_borrowed": times}
+
+
+def compute_ratios(runs: list[dict]) -> None:
+    """Each run's req/s over its baseline's, at the same scale."""
+    index = {(run["scenario"], run["server"], run["scale"]): run for run in runs}
+    for run in runs:
+        baseline = run["baseline"]
+        if baseline:
+            other = index.get((baseline["scenario"], baseline["server"], run["scale"]))
+            if other and other["rps"]:
+                run["ratio"] = round(run["rps"] / other["rps"], 3)
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "os": platform.platform(terse=True),
+    }
+
+
+def versions(postgres: str, redis: str) -> dict:
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    found = {
+        "python": platform.python_version(),
+        "postgresql": postgres,
+        "redis": redis,
+        "wrk": (wrk.stdout + wrk.stderr).split()[1],
+    }
+    for package in (
+        "flask",
+        "flask-restx",
+        "sqlalchemy",
+        "psycopg",
+        "jsonschema",
+        "uwsgi",
+        "gunicorn",
+        "fastapi",
+        "pydantic",
+        "uvicorn",
+    ):
+        found[package] = version(package)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="check the harness")
+    parser.add_argument("--only", help="comma-separated scenarios (no report)")
+    arguments = parser.parse_args()
+    settings = QUICK if arguments.quick else FULL
+    only = arguments.only and set(arguments.only.split(","))
+    servers.require("wrk")
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="myapp-bench-"))
+    bench = Bench(settings, workdir, only)
+    data = []
+    with ExitStack() as stack:
+        server_url, postgres_version = stack.enter_context(servers.postgres(workdir))
+        redis_url, redis_version = stack.enter_context(servers.redis(workdir))
+        database_url = create_database(server_url)
+        env = app_env(database_url, redis_url)
+        subprocess.run(
+            [servers.BIN / "flask", "--app", "myapp", "db", "upgrade"],
+            cwd=servers.ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        db = stack.enter_context(psycopg.connect(database_url, autocommit=True))
+        load.load_users(db)
+        data.append({"scale": None, **load.load_sites(db)})
+        bases, loaded = None, 0
+        for scale in settings["scales"]:
+            loading = load.load_books(db, loaded + 1, scale)
+            load.analyze(db)
+            loaded = scale
+            data.append({"scale": scale, **load.counts(db), **loading})
+            print(f"loaded {data[-1]}", flush=True)
+            bases = bases or start_servers(stack, env, workdir)
+            # The catalog changed under the app: drop the popular books cache.
+            with redis.Redis.from_url(redis_url) as cache:
+                cache.flushdb()
+            bench_scale(bench, {name: base for name, (base, _) in bases.items()}, scale)
+        urls = {name: base for name, (base, _) in bases.items()}
+        bench_once(bench, urls, db, loaded)
+        rss = [
+            {"server": name, "workers_mib": sizes, "max_mib": max(sizes)}
+            for name, (_, pid) in bases.items()
+            for sizes in [servers.worker_rss_mib(pid)]
+        ]
+    compute_ratios(bench.runs)
+    if only:
+        return
+    results = {
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "command": "make bench",
+        "machine": machine(),
+        "versions": versions(postgres_version, redis_version),
+        "settings": {**settings, "threads": 1, "workers": WORKERS},
+        "servers": {name: description for name, (description, _) in SERVERS.items()},
+        "scenarios": {
+            key: {"label": label, "description": description}
+            for key, (label, description) in SCENARIOS.items()
+        },
+        "scales": settings["scales"],
+        "data": data,
+        "runs": bench.runs,
+        "rss": rss,
+    }
+    results["checks"] = evaluate(results)
+    (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_report(results, HERE)
+    shutil.rmtree(workdir)  # kept on failure, for its logs
+    print(f"done in {results['elapsed_s']:.0f} s: bench/RESULTS.md", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The targets a bench run is held to, checked against its results (issue 7)."""
+
+BOOK_VS_RAW = 0.60
+BOOK_VS_FASTAPI = 1.0
+VALIDATION_COST = 0.10
+LIST_GROWTH = 1.5
+POPULAR_P50_MS = 5.0
+POPULAR_VS_PYTHON = 100
+BORROW_VS_READS = 0.5
+WORKER_RSS_MIB = 80
+LIST_SCENARIOS = ("list_first", "list_deep", "search_first", "search_deep")
+
+
+def evaluate(results: dict) -> list[dict]:
+    runs = {(r["scenario"], r["server"], r["scale"]): r for r in results["runs"]}
+    smallest, largest = min(results["scales"]), max(results["scales"])
+    checks = []
+
+    def check(target, limit, measured, met, note=""):
+        checks.append(
+            {
+                "target": target,
+                "limit": limit,
+                "measured": measured,
+                "met": bool(met),
+                "note": note,
+            }
+        )
+
+    for server, raw in (
+        ("myapp-uwsgi", "flask-raw-uwsgi"),
+        ("myapp-gunicorn", "flask-raw-gunicorn"),
+    ):
+        ratio = (
+            runs[("book", server, largest)]["rps"] / runs[("book", raw, largest)]["rps"]
+        )
+        check(
+            f"GET /books/<id> vs raw bare Flask ({server}, {label(largest)})",
+            f">= {BOOK_VS_RAW:.2f}x",
+            f"{ratio:.2f}x",
+            ratio >= BOOK_VS_RAW,
+        )
+    fastapi = runs[("book", "fastapi-uvicorn", largest)]["rps"]
+    for server in ("myapp-uwsgi", "myapp-gunicorn"):
+        ratio = runs[("book", server, largest)]["rps"] / fastapi
+        check(
+            f"GET /books/<id> vs FastAPI + SQLAlchemy ({server}, {label(largest)})",
+            f">= {BOOK_VS_FASTAPI:.1f}x",
+            f"{ratio:.2f}x",
+            ratio >= BOOK_VS_FASTAPI,
+        )
+    validated = runs[("create", "myapp-uwsgi", largest)]
+    unvalidated = runs[("create", "myapp-unvalidated-uwsgi", largest)]
+    cost = 1 - validated["rps"] / unvalidated["rps"]
+    check(
+        "POST /books/: throughput lost to validation",
+        f"<= {VALIDATION_COST:.0%}",
+        f"{cost:.1%} ({validated['rps']:.0f} vs {unvalidated['rps']:.0f} req/s)",
+        cost <= VALIDATION_COST,
+    )
+    for scenario in LIST_SCENARIOS:
+        small = runs[(scenario, "myapp-uwsgi", smallest)]["p50_ms"]
+        large = runs[(scenario, "myapp-uwsgi", largest)]["p50_ms"]
+        growth = large / small
+        check(
+            f"{results['scenarios'][scenario]['label']}: p50 at "
+            f"{label(largest)} / p50 at {label(smallest)}",
+            f"<= {LIST_GROWTH}x",
+            f"{growth:.2f}x ({large:.2f} vs {small:.2f} ms)",
+            growth <= LIST_GROWTH,
+        )
+    popular = runs[("popular", "myapp-uwsgi", largest)]
+    check(
+        f"GET /books/popular p50 at {label(largest)} books",
+        f"<= {POPULAR_P50_MS:.0f} ms",
+        f"{popular['p50_ms']:.2f} ms",
+        popular["p50_ms"] <= POPULAR_P50_MS,
+    )
+    python_sort = runs[("popular_python", "flask-raw-uwsgi", largest)]
+    speedup = python_sort["p50_ms"] / popular["p50_ms"]
+    check(
+        "GET /books/popular vs sorting in Python (p50)",
+        f">= {POPULAR_VS_PYTHON}x",
+        f"{speedup:,.0f}x ({python_sort['p50_ms']:,.0f} ms vs "
+        f"{popular['p50_ms']:.2f} ms)",
+        speedup >= POPULAR_VS_PYTHON,
+    )
+    borrow = runs[("borrow_return", "myapp-uwsgi", largest)]
+    extra = borrow["extra"]
+    check(
+        "borrow/return under contention: 5xx responses",
+        "0",
+        str(extra["server_errors"]),
+        extra["server_errors"] == 0,
+        f"{borrow['socket_errors']} socket errors",
+    )
+    check(
+        "borrow/return under contention: copies and loans add up",
+        "exact",
+        "exact" if extra["accounting_exact"] else "MISMATCH",
+        extra["accounting_exact"],
+        f"{extra['borrowed']} borrowed, {extra['returned']} returned in the runs "
+        f"+ {extra['cleanup_returns']} after, {extra['refused']} refused (409)",
+    )
+    reads = runs[("book", "myapp-uwsgi", largest)]["rps"]
+    ratio = borrow["rps"] / reads
+    check(
+        "borrow/return throughput vs GET /books/<id>",
+        f">= {BORROW_VS_READS:.1f}x",
+        f"{ratio:.2f}x ({borrow['rps']:.0f} vs {reads:.0f} req/s)",
+        ratio >= BORROW_VS_READS,
+    )
+    for entry in results["rss"]:
+        if entry["server"].startswith("myapp"):
+            check(
+                f"worker RSS, {entry['server']}",
+                f"<= {WORKER_RSS_MIB} MiB",
+                f"{entry['max_mib']:.1f} MiB",
+                entry["max_mib"] <= WORKER_RSS_MIB,
+            )
+    return checks
+
+
+def label(scale: int) -> str:
+    return f"{scale // 1_000_000}M" if scale >= 1_000_000 else f"{scale // 1000}k"
