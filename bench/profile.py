@@ -57,7 +57,7 @@ def main() -> None:
             for _ in range(args.requests):
                 status = client.get(args.path, headers=headers).status_code
         print(f"last status {status}")
-        print(profiler.output_text(unicode=True, color=False, show_all=True))
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import psycopg
 import redis
 
 from bench import load, servers
-from bench.report import write_report
+from bench.report import fmt_scale, write_report
 from bench.targets import evaluate
 
 HERE = Path(__file__).resolve().parent
@@ -195,7 +195,7 @@ class Bench:
         }
         self.runs.append(run)
         print(
-            f"  {scenario:<15} {server:<24} {scale_label(scale):>5} "
+            f"  {scenario:<15} {server:<24} {fmt_scale(scale):>5} "
             f"{run['rps']:>9.0f} req/s  p50 {run['p50_ms']:7.2f} ms  "
             f"p99 {run['p99_ms']:7.2f} ms  errors {run['non_2xx']}",
             flush=True,
@@ -210,15 +210,6 @@ def merge_extra(extras: list[dict]) -> dict:
         for key, value in extra.items():
             merged[key] = merged.get(key, 0) + value
     return merged
-
-
-def scale_label(scale) -> str:
-    if scale is None:
-        return "-"
-    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
-        if scale >= size:
-            return f"{scale // size}{suffix}"
-    return str(scale)
 
 
 def app_env(database_url: str, redis_url: str) -> dict:
@@ -281,7 +272,7 @@ def post(base: str, path: str, token: str) -> int:
 
 def bench_scale(bench: Bench, bases: dict, scale: int) -> None:
     """The scenarios whose cost could grow with the catalog, at this scale."""
-    print(f"scale {scale_label(scale)}", flush=True)
+    print(f"scale {fmt_scale(scale)}", flush=True)
     for server, baseline in (
         ("flask-raw-uwsgi", None),
         ("flask-raw-gunicorn", None),

@@ -1,5 +1,7 @@
 """The targets a bench run is held to, checked against its results (issue 7)."""
 
+from bench.report import fmt_scale
+
 BOOK_VS_RAW = 0.60
 BOOK_VS_FASTAPI = 1.0
 VALIDATION_COST = 0.10
@@ -35,7 +37,7 @@ def evaluate(results: dict) -> list[dict]:
             runs[("book", server, largest)]["rps"] / runs[("book", raw, largest)]["rps"]
         )
         check(
-            f"GET /books/<id> vs raw bare Flask ({server}, {label(largest)})",
+            f"GET /books/<id> vs raw bare Flask ({server}, {fmt_scale(largest)})",
             f">= {BOOK_VS_RAW:.2f}x",
             f"{ratio:.2f}x",
             ratio >= BOOK_VS_RAW,
@@ -44,7 +46,7 @@ def evaluate(results: dict) -> list[dict]:
     for server in ("myapp-uwsgi", "myapp-gunicorn"):
         ratio = runs[("book", server, largest)]["rps"] / fastapi
         check(
-            f"GET /books/<id> vs FastAPI + SQLAlchemy ({server}, {label(largest)})",
+            f"GET /books/<id> vs FastAPI + SQLAlchemy ({server}, {fmt_scale(largest)})",
             f">= {BOOK_VS_FASTAPI:.1f}x",
             f"{ratio:.2f}x",
             ratio >= BOOK_VS_FASTAPI,
@@ -64,14 +66,14 @@ def evaluate(results: dict) -> list[dict]:
         growth = large / small
         check(
             f"{results['scenarios'][scenario]['label']}: p50 at "
-            f"{label(largest)} / p50 at {label(smallest)}",
+            f"{fmt_scale(largest)} / p50 at {fmt_scale(smallest)}",
             f"<= {LIST_GROWTH}x",
             f"{growth:.2f}x ({large:.2f} vs {small:.2f} ms)",
             growth <= LIST_GROWTH,
         )
     popular = runs[("popular", "myapp-uwsgi", largest)]
     check(
-        f"GET /books/popular p50 at {label(largest)} books",
+        f"GET /books/popular p50 at {fmt_scale(largest)} books",
         f"<= {POPULAR_P50_MS:.0f} ms",
         f"{popular['p50_ms']:.2f} ms",
         popular["p50_ms"] <= POPULAR_P50_MS,
@@ -119,7 +121,3 @@ def evaluate(results: dict) -> list[dict]:
                 entry["max_mib"] <= WORKER_RSS_MIB,
             )
     return checks
-
-
-def label(scale: int) -> str:
-    return f"{scale // 1_000_000}M" if scale >= 1_000_000 else f"{scale // 1000}k"

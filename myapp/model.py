@@ -1,6 +1,7 @@
 """What every SQL-backed model shares: lookup by id, set-based paging, timestamps."""
 
 from datetime import datetime, timezone
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -85,12 +86,7 @@ class SqlModel:
         """The JSON of the row with this primary key, read as a plain row (no ORM
         object, identity map or unit of work: GET's hot path, measured in bench/).
         `as_json` only reads attributes, which a row has as an object does."""
-        statement = cls.__dict__.get("_read_by_key")
-        if statement is None:
-            key_column = inspect(cls).primary_key[0]
-            statement = select(cls.__table__).where(key_column == bindparam("key"))
-            cls._read_by_key = statement
-        row = sql.session.execute(statement, {"key": key}).first()
+        row = sql.session.execute(read_by_key(cls), {"key": key}).first()
         if row is None:
             raise not_found(cls.label)
         return cls.as_json(row)
@@ -121,6 +117,13 @@ class SqlModel:
             statement.order_by(*order).limit(query.per_page).offset(query.offset)
         )
         return list(rows), total
+
+
+@cache
+def read_by_key(model) -> Select:
+    """SELECT a model's table by primary key, built once per model."""
+    key_column = inspect(model).primary_key[0]
+    return select(model.__table__).where(key_column == bindparam("key"))
 
 
 def sort_order(column, key, descending: bool) -> list:
