@@ -11,6 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from myapp import clients
+from myapp.auth import Identity
 from myapp.books.models import BookModel, LoanModel, isbn13
 from myapp.sites.models import ComputerModel, ContainerModel, FreezerModel, SiteModel
 from myapp.db import commit, sql
@@ -122,8 +123,8 @@ def load_demo_data() -> tuple[dict, dict]:
     if not sql.session.scalar(select(LoanModel.id).limit(1)):
         for email, title, returned in DEMO_LOANS:
             loan = LoanModel.create(books[title].id, users[email].id)
-            if returned:
-                loan.give_back()
+            if returned:  # by its borrower
+                LoanModel.give_back(loan.id, Identity(loan.user_id, "member", ""))
     if not sql.session.scalar(select(SiteModel.id).limit(1)):
         for name, country, freezers, computers in DEMO_SITES:
             seed_site(name, country, freezers, computers)

@@ -1,7 +1,7 @@
 """The extension objects, created unbound; create_app binds them. Features import
 from here, never from the app."""
 
-import sqlite3
+import sys
 import time
 import weakref
 
@@ -9,6 +9,7 @@ from flask import current_app, g, has_request_context, request
 from flask_caching import Cache
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager, decode_token
+from flask_jwt_extended.config import config as jwt_config
 from flask_limiter import Limiter
 from flask_redis import FlaskRedis
 from flask_sqlalchemy import SQLAlchemy
@@ -132,7 +133,42 @@ limiter = Limiter(
     default_limits_exempt_when=lambda: True,
 )
 cache = Cache()
-jwt = JWTManager()
+
+
+class VerifiedTokenCache(JWTManager):
+    """Verifies each access or refresh token once per app and process. Verifying
+    (flask-jwt-extended parses a token three times, PyJWT checks every character,
+    then the HMAC) cost more than the rest of an authenticated request's Python
+    (bench/ANALYSIS.md), and a client sends the same token for its whole life.
+
+    A token's signature cannot change, so the claims of a token that verified are
+    kept, keyed by the exact token string, and only what time changes is checked
+    again: its expiry, with the configured leeway. Revocation is checked on every
+    request as before (users.models). A token that fails is not kept, and an
+    expired one goes through the full check again, which refuses it."""
+
+    MAX_TOKENS = 1024  # about 1 KiB each; the oldest goes first
+
+    def _decode_jwt_from_config(
+        self, encoded_token, csrf_value=None, allow_expired=False
+    ):
+        if csrf_value is not None or allow_expired:
+            return super()._decode_jwt_from_config(
+                encoded_token, csrf_value, allow_expired
+            )
+        verified = current_app.extensions.setdefault("myapp.verified_tokens", {})
+        claims = verified.get(encoded_token)
+        if claims is None or claims["exp"] <= time.time() - jwt_config.leeway:
+            claims = super()._decode_jwt_from_config(encoded_token)
+            if "exp" not in claims:  # never issued here; not kept
+                return claims
+            if len(verified) >= self.MAX_TOKENS:
+                del verified[next(iter(verified))]
+            verified[encoded_token] = claims
+        return dict(claims)  # the caller's own copy
+
+
+jwt = VerifiedTokenCache()
 
 
 def commit() -> None:
@@ -173,7 +209,8 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     """pysqlite's own BEGIN handling breaks SAVEPOINTs and delays locks; take it over,
     turn on what SQLite leaves off (foreign keys, WAL for concurrent readers) and
     give it a Unicode lower()."""
-    if isinstance(dbapi_connection, sqlite3.Connection):
+    sqlite3 = sys.modules.get("sqlite3")  # imported by the driver, only where used
+    if sqlite3 and isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.isolation_level = None
         # SQLite's lower() folds ASCII only; emails compare case-insensitively in
         # any script, as they do on PostgreSQL.

@@ -82,14 +82,19 @@ class SqlModel:
         return sql.session.get(cls, key, with_for_update=for_update or None)
 
     @classmethod
-    def read_json_or_404(cls, key) -> dict:
-        """The JSON of the row with this primary key, read as a plain row (no ORM
-        object, identity map or unit of work: GET's hot path, measured in bench/).
-        `as_json` only reads attributes, which a row has as an object does."""
+    def read_row_or_404(cls, key):
+        """The row with this primary key as a plain row (no ORM object, identity map
+        or unit of work: the hot paths, measured in bench/)."""
         row = sql.session.execute(read_by_key(cls), {"key": key}).first()
         if row is None:
             raise not_found(cls.label)
-        return cls.as_json(row)
+        return row
+
+    @classmethod
+    def read_json_or_404(cls, key) -> dict:
+        """The JSON of the row with this primary key. `as_json` only reads
+        attributes, which a row has as an object does."""
+        return cls.as_json(cls.read_row_or_404(key))
 
     @classmethod
     def get_or_404(cls, key, *, for_update: bool = False):

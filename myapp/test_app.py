@@ -1,18 +1,23 @@
 """The shared mechanics: config, the error shape, ops endpoints, request ids, CORS,
 rate limits, the specs and docs, migrations, and pagination/validation properties."""
 
+import base64
+import json
 import math
 import os
 import re
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
+import flask_jwt_extended.jwt_manager
 import pytest
 import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
+from flask_jwt_extended import create_access_token
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -268,6 +273,46 @@ def test_a_rate_limited_request_costs_one_redis_round_trip(make_app, redis_clien
         "ttl": 1,
         "info": 1,
     }
+
+
+@pytest.fixture
+def verifications(monkeypatch) -> list:
+    """The tokens PyJWT verified (signature and claims) while the test ran."""
+    verified = []
+    verify = flask_jwt_extended.jwt_manager._decode_jwt
+
+    def counting(**kwargs):
+        verified.append(kwargs["encoded_token"])
+        return verify(**kwargs)
+
+    monkeypatch.setattr(flask_jwt_extended.jwt_manager, "_decode_jwt", counting)
+    return verified
+
+
+def test_a_token_is_verified_once(client, member, verifications):
+    """db.VerifiedTokenCache: the rate-limit key, `requires` and later requests reuse
+    one verification; a forged token is still refused."""
+    for _ in range(3):
+        assert client.get("/users/me", headers=member.headers).status_code == 200
+    assert verifications == [member.access_token]
+    forged = {"Authorization": member.headers["Authorization"][:-2] + "xx"}
+    assert_error(client.get("/users/me", headers=forged), 401, "unauthorized")
+
+
+def test_a_verified_token_is_refused_once_it_expires(app, client, member):
+    payload = member.access_token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    with app.app_context():
+        token = create_access_token(
+            str(member.id),
+            additional_claims={"sid": claims["sid"], "role": "member"},
+            expires_delta=timedelta(seconds=1),
+        )
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/users/me", headers=headers).status_code == 200
+    expires = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["exp"]
+    time.sleep(max(0, expires - time.time()) + 0.05)
+    assert_error(client.get("/users/me", headers=headers), 401, "unauthorized")
 
 
 def test_reads_run_in_autocommit_on_postgresql_and_writes_in_a_transaction(

@@ -152,7 +152,7 @@ class BookLoans(Resource):
         if request.get_data():
             validate(LoanModel.write_schema, json_body())
         loan = LoanModel.create(book_id, current_identity().user_id)
-        return single_response(loan.as_json(), 201)
+        return single_response(LoanModel.as_json(loan), 201)
 
 
 @feature.route("/loans/")
@@ -188,6 +188,5 @@ class LoanReturn(Resource):
     @feature.errors(404, 409)
     def post(self, loan_id):
         """Return a loan's copy (its borrower, or staff). 409 if already returned."""
-        loan = LoanModel.get_for(loan_id, current_identity())
-        loan.give_back()
-        return single_response(loan.as_json())
+        loan = LoanModel.give_back(loan_id, current_identity())
+        return single_response(LoanModel.as_json(loan))

@@ -3,13 +3,14 @@ idempotent borrowing, popular books, races against a live gunicorn, schemathesis
 
 import itertools
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
 import requests
 import schemathesis
 from hypothesis import strategies as st
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from conftest import PASSWORD, sign_in
 from myapp.books.models import BookModel, LoanModel, isbn13
@@ -425,6 +426,59 @@ def test_borrowing_needs_a_signed_in_user(client, add_book):
 
 def test_borrowing_an_unknown_book_is_404(client, member):
     assert_error(borrow(client, member, 424242), 404, "not_found")
+
+
+def test_an_unknown_book_is_404_before_any_refusal(client, member, add_book):
+    books = [add_book() for _ in range(5)]
+    for book in books:
+        assert borrow(client, member, book["id"]).status_code == 201
+    assert_error(borrow(client, member, 424242), 404, "not_found")
+    assert_error(borrow(client, member, books[0]["id"]), 409, "conflict")
+
+
+@contextmanager
+def statements(app):
+    """The SQL statements the requests made inside the block run (the tests' own
+    SAVEPOINTs left out)."""
+    made = []
+
+    def record(_connection, _cursor, statement, *_):
+        if not statement.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+            made.append(statement.split(None, 1)[0])
+
+    with app.app_context():
+        engine = sql.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield made
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_borrow_and_a_return_take_three_and_two_statements(
+    client, app, member, add_book, make_account
+):
+    """Each statement is a round trip made while holding row locks (bench/): a
+    borrow locks the member and reads their loans in one, takes a copy, inserts
+    the loan; a return marks the loan and puts the copy back."""
+    book = add_book(copies_total=1)
+    with statements(app) as borrowing:
+        loan = borrow(client, member, book["id"]).get_json()
+    with statements(app) as returning:
+        returned = client.post(
+            f"/books/loans/{loan['id']}/return", headers=member.headers
+        )
+    assert borrow(client, member, book["id"]).status_code == 201
+    other = make_account("member")
+    with statements(app) as refusing:
+        refused = borrow(client, other, book["id"])
+    assert borrowing == ["SELECT", "UPDATE", "INSERT"]
+    assert returning == ["UPDATE", "UPDATE"]
+    assert returned.status_code == 200
+    assert returned.get_json()["borrowed_at"] == loan["borrowed_at"]
+    # no copy left: the first statement saw it, and nothing was written
+    assert_error(refused, 409, "conflict")
+    assert refusing == ["SELECT"]
 
 
 def test_no_copy_left_is_409(app, client, add_book, make_account):
