@@ -147,7 +147,7 @@ class VerifiedTokenCache(JWTManager):
     request as before (users.models). A token that fails is not kept, and an
     expired one goes through the full check again, which refuses it."""
 
-    MAX_TOKENS = 1024  # about 1 KiB each; the oldest goes first
+    MAX_TOKENS = 1024  # about 1 KiB each; when full, it starts again empty
 
     def _decode_jwt_from_config(
         self, encoded_token, csrf_value=None, allow_expired=False
@@ -163,7 +163,8 @@ class VerifiedTokenCache(JWTManager):
             if "exp" not in claims:  # never issued here; not kept
                 return claims
             if len(verified) >= self.MAX_TOKENS:
-                del verified[next(iter(verified))]
+                # clear(), not evicting by iteration: safe under threaded servers
+                verified.clear()
             verified[encoded_token] = claims
         return dict(claims)  # the caller's own copy
 
