@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import flask_restx
 from flask import Blueprint, Response, request
-from flask_restx import Api, Namespace
+from flask_restx import Api, Namespace, SchemaModel
 from werkzeug.routing import IntegerConverter
 
 from myapp import auth
@@ -84,6 +84,16 @@ class Resource(flask_restx.Resource):
         return response
 
 
+class SharedModel(SchemaModel):
+    """A Swagger model that Flask-RESTX's documentation decorators share rather than
+    deep-copy: each `ns.response`/`ns.doc` merge copied every model already on the
+    operation, the Error model once per documented status of every endpoint (1.4 MiB
+    of each worker, bench/ANALYSIS.md). A model is never changed once made."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
 @dataclass
 class Feature:
     name: str
@@ -99,7 +109,7 @@ class Feature:
 
     def model(self, name: str, schema: dict):
         """Register a JSON Schema as a Swagger model (the same dict validates)."""
-        return self.api.schema_model(name, swagger_schema(schema))
+        return self.api.add_model(name, SharedModel(name, swagger_schema(schema)))
 
     def route(self, path: str):
         """ns.route, plus the errors any operation can meet."""

@@ -481,6 +481,38 @@ def test_a_borrow_and_a_return_take_three_and_two_statements(
     assert refusing == ["SELECT"]
 
 
+@pytest.mark.parametrize(
+    "meanwhile, status, code",
+    [
+        ("UPDATE books SET copies_available = 0", 409, "conflict"),
+        ("DELETE FROM books", 404, "not_found"),
+    ],
+)
+def test_a_copy_gone_between_the_check_and_the_update(
+    app, client, member, add_book, meanwhile, status, code
+):
+    """What a concurrent request may do between a borrow's first statement and its
+    UPDATE (take the last copy, delete the book), done at that very moment on the
+    borrow's own connection: the UPDATE finds no copy, and nothing is written."""
+    book = add_book(copies_total=1)
+
+    def interleave(_connection, cursor, statement, *_):
+        if statement.startswith("UPDATE books"):
+            cursor.execute(f"{meanwhile} WHERE id = {int(book['id'])}")
+
+    with app.app_context():
+        engine = sql.engine
+    event.listen(engine, "before_cursor_execute", interleave)
+    try:
+        response = borrow(client, member, book["id"])
+    finally:
+        event.remove(engine, "before_cursor_execute", interleave)
+    assert_error(response, status, code)
+    # the request's transaction, the change made meanwhile with it, rolled back
+    assert stored_book(app, book["id"])["copies_available"] == 1
+    assert loan_count(app, book_id=book["id"]) == 0
+
+
 def test_no_copy_left_is_409(app, client, add_book, make_account):
     book = add_book(copies_total=1)
     assert borrow(client, make_account("member"), book["id"]).status_code == 201
