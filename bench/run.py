@@ -19,7 +19,9 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
@@ -29,7 +31,7 @@ import redis
 
 from bench import load, servers
 from bench.report import fmt_scale, write_report
-from bench.targets import evaluate
+from bench.targets import READS_BESIDE_BORROWING, evaluate
 
 HERE = Path(__file__).resolve().parent
 WRK_SCRIPTS = HERE / "wrk"
@@ -110,12 +112,37 @@ SCENARIOS = {
     ),
     "me": ("GET /users/me", "The signed-in member's profile (JWT + session check)."),
     "create": ("POST /books/", "Add a book (staff): JSON Schema validation on/off."),
+    READS_BESIDE_BORROWING: (
+        "GET /books/<id> beside borrowing",
+        "The reads borrow/return is held to, measured in turns with it.",
+    ),
     "borrow_return": (
         "borrow/return under contention",
         f"{BORROWERS} members borrowing and returning {CONTENDED_BOOKS} books of "
         f"{CONTENDED_COPIES} copies each, one connection each.",
     ),
 }
+
+
+# measure()'s options that time a whole measurement rather than one wrk run
+TIMING = ("repetitions", "duration", "warmup")
+
+
+@dataclass
+class Trial:
+    """One scenario on one server, as `Bench.measure_in_turns` runs it. options: wrk's
+    (threads, connections, timeout) and after_each, called after every wrk run."""
+
+    scenario: str
+    server: str
+    base: str
+    script: str
+    args: list | Callable[[], list]
+    baseline: dict | None = None
+    options: dict = field(default_factory=dict)
+
+    def wanted(self, only) -> bool:
+        return not only or self.scenario in only
 
 
 class Bench:
@@ -157,47 +184,43 @@ class Bench:
 
     def measure(self, scenario, server, scale, base, script, args, **options):
         """Warm up, then `repetitions` timed runs; records and returns the run."""
+        timing = {key: options.pop(key) for key in TIMING if key in options}
         baseline = options.pop("baseline", None)
-        runs = self.measure_alternately(
-            scenario, [(server, base, baseline)], scale, script, args, **options
-        )
-        return runs and runs[0]
+        trial = Trial(scenario, server, base, script, args, baseline, options)
+        runs = self.measure_in_turns([trial], scale, **timing)
+        return runs[0] if runs else None
 
-    def measure_alternately(self, scenario, servers, scale, script, args, **options):
-        """`measure` for several (server, base, baseline) at once, their timed runs
-        taken in turns (A B B A A B ...), so that a drift in the machine or the
-        data (a write scenario grows its table) falls on each alike. Returns the
-        runs."""
-        if self.only and scenario not in self.only:
-            return None
+    def measure_in_turns(self, trials: list, scale, **timing) -> list[dict]:
+        """`measure` for several trials at once, their timed runs taken in turns
+        (A B, then B A, ...), so that a drift in the machine or in the data (a
+        write scenario grows its tables) falls on each alike. Returns the runs."""
+        trials = [trial for trial in trials if trial.wanted(self.only)]
         settings = self.settings
-        reps = options.pop("repetitions", settings["repetitions"])
-        duration = options.pop("duration", settings["duration_s"])
-        warmup = options.pop("warmup", True) and settings["warmup_s"]
-        after_each = options.pop("after_each", None)
-
-        def once(base: str, seconds: float) -> dict:
-            # args may be a function: a fresh list for every wrk run
-            result = self.wrk(
-                base, script, args() if callable(args) else args, seconds, **options
-            )
-            if after_each:
-                after_each()
-            return result
-
+        reps = timing.get("repetitions", settings["repetitions"])
+        duration = timing.get("duration", settings["duration_s"])
+        warmup = timing.get("warmup", True) and settings["warmup_s"]
         if warmup:
-            for _, base, _ in servers:
-                once(base, warmup)
-        results: dict[str, list] = {server: [] for server, _, _ in servers}
+            for trial in trials:
+                self.run_trial(trial, warmup)
+        results: list[list] = [[] for _ in trials]
         for rep in range(reps):
-            # A B, then B A: the one measured second (right after the other's
-            # writes) is not always the same one
-            for server, base, _ in servers if rep % 2 == 0 else servers[::-1]:
-                results[server].append(once(base, duration))
+            order = list(enumerate(trials))
+            for index, trial in order if rep % 2 == 0 else order[::-1]:
+                results[index].append(self.run_trial(trial, duration))
         return [
-            self.record(scenario, server, scale, baseline, results[server])
-            for server, _, baseline in servers
+            self.record(trial.scenario, trial.server, scale, trial.baseline, result)
+            for trial, result in zip(trials, results)
         ]
+
+    def run_trial(self, trial: "Trial", seconds: float) -> dict:
+        options = dict(trial.options)
+        after_each = options.pop("after_each", None)
+        # args may be a function: a fresh list for every wrk run
+        args = trial.args() if callable(trial.args) else trial.args
+        result = self.wrk(trial.base, trial.script, args, seconds, **options)
+        if after_each:
+            after_each()
+        return result
 
     def record(self, scenario, server, scale, baseline, results: list) -> dict:
         run = {
@@ -362,15 +385,19 @@ def bench_once(bench: Bench, bases: dict, db: psycopg.Connection, scale: int):
         bench.measure(scenario, "myapp-uwsgi", None, myapp, "get.lua", [path, member])
     numbers = iter(range(0, 10**9, 10**6))  # each wrk run its own ISBN block
     unvalidated = "myapp-unvalidated-uwsgi"
-    bench.measure_alternately(
-        "create",
+    new_book = ("create.lua", lambda: [staff, next(numbers)])
+    bench.measure_in_turns(
         [
-            (unvalidated, bases[unvalidated], None),
-            ("myapp-uwsgi", myapp, {"scenario": "create", "server": unvalidated}),
+            Trial("create", unvalidated, bases[unvalidated], *new_book),
+            Trial(
+                "create",
+                "myapp-uwsgi",
+                myapp,
+                *new_book,
+                baseline={"scenario": "create", "server": unvalidated},
+            ),
         ],
         scale,
-        "create.lua",
-        lambda: [staff, next(numbers)],
         repetitions=CREATE_REPETITIONS,
     )
     bench_borrowing(bench, myapp, db, staff, scale)
@@ -402,19 +429,22 @@ def bench_borrowing(bench, base: str, db, staff: str, scale: int) -> None:
             post(base, f"/books/loans/{loan}/return", staff)
             cleanup_returns += 1
 
-    run = bench.measure(
+    # The reads it is held to are measured in turns with it, on the same server,
+    # rather than minutes before at another moment of the machine.
+    reads = Trial(READS_BESIDE_BORROWING, "myapp-uwsgi", base, "book.lua", [scale])
+    borrowing = Trial(
         "borrow_return",
         "myapp-uwsgi",
-        scale,
         base,
         "borrow.lua",
         [books.start, len(books), *tokens],
-        threads=BORROWERS,
-        connections=BORROWERS,
-        warmup=False,
-        after_each=return_open_loans,
-        baseline={"scenario": "book", "server": "myapp-uwsgi"},
+        baseline={"scenario": READS_BESIDE_BORROWING, "server": "myapp-uwsgi"},
+        options=dict(
+            threads=BORROWERS, connections=BORROWERS, after_each=return_open_loans
+        ),
     )
+    runs = bench.measure_in_turns([borrowing, reads], scale, warmup=False)
+    run = next((run for run in runs if run["scenario"] == "borrow_return"), None)
     if run is None:
         return
     after = loan_ids_and_times_borrowed(db, books)
