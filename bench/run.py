@@ -125,13 +125,14 @@ SCENARIOS = {
 
 
 # measure()'s options that time a whole measurement rather than one wrk run
-TIMING = ("repetitions", "duration", "warmup")
+TIMING = ("repetitions", "duration")
 
 
 @dataclass
 class Trial:
     """One scenario on one server, as `Bench.measure_in_turns` runs it. options: wrk's
-    (threads, connections, timeout) and after_each, called after every wrk run."""
+    (threads, connections, timeout) and after_each, called after every wrk run.
+    warmup=False for a scenario whose every request must be counted."""
 
     scenario: str
     server: str
@@ -140,9 +141,11 @@ class Trial:
     args: list | Callable[[], list]
     baseline: dict | None = None
     options: dict = field(default_factory=dict)
+    warmup: bool = True
 
-    def wanted(self, only) -> bool:
-        return not only or self.scenario in only
+    @property
+    def key(self) -> dict:
+        return {"scenario": self.scenario, "server": self.server}
 
 
 class Bench:
@@ -186,7 +189,8 @@ class Bench:
         """Warm up, then `repetitions` timed runs; records and returns the run."""
         timing = {key: options.pop(key) for key in TIMING if key in options}
         baseline = options.pop("baseline", None)
-        trial = Trial(scenario, server, base, script, args, baseline, options)
+        warmup = options.pop("warmup", True)
+        trial = Trial(scenario, server, base, script, args, baseline, options, warmup)
         runs = self.measure_in_turns([trial], scale, **timing)
         return runs[0] if runs else None
 
@@ -194,14 +198,16 @@ class Bench:
         """`measure` for several trials at once, their timed runs taken in turns
         (A B, then B A, ...), so that a drift in the machine or in the data (a
         write scenario grows its tables) falls on each alike. Returns the runs."""
-        trials = [trial for trial in trials if trial.wanted(self.only)]
+        if self.only:  # the scenarios asked for, and the baselines they are held to
+            wanted = [trial for trial in trials if trial.scenario in self.only]
+            needed = [trial.baseline for trial in wanted]
+            trials = [t for t in trials if t in wanted or t.key in needed]
         settings = self.settings
         reps = timing.get("repetitions", settings["repetitions"])
         duration = timing.get("duration", settings["duration_s"])
-        warmup = timing.get("warmup", True) and settings["warmup_s"]
-        if warmup:
-            for trial in trials:
-                self.run_trial(trial, warmup)
+        for trial in trials:
+            if trial.warmup and settings["warmup_s"]:
+                self.run_trial(trial, settings["warmup_s"])
         results: list[list] = [[] for _ in trials]
         for rep in range(reps):
             order = list(enumerate(trials))
@@ -442,8 +448,9 @@ def bench_borrowing(bench, base: str, db, staff: str, scale: int) -> None:
         options=dict(
             threads=BORROWERS, connections=BORROWERS, after_each=return_open_loans
         ),
+        warmup=False,  # every borrow and return is counted in the accounting
     )
-    runs = bench.measure_in_turns([borrowing, reads], scale, warmup=False)
+    runs = bench.measure_in_turns([borrowing, reads], scale)
     run = next((run for run in runs if run["scenario"] == "borrow_return"), None)
     if run is None:
         return
