@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import sqlalchemy
 from myapp import create_app
 from myapp.db import limiter, sql
 from myapp.model import RowCount
+from myapp.testing import free_port
 from myapp.users.models import UserModel
 
 BACKENDS = ["postgresql", "sqlite"]
@@ -257,9 +257,7 @@ def gunicorn(workdir: str, workers: int = 4, **env):
     """A real gunicorn serving wsgi:app with gunicorn.conf.py on 127.0.0.1, metrics
     in multiprocess mode, env on top of ours (DATABASE_URL, REDIS_URL, ...). Yields
     its base URL; stopped, with its workers, when the block ends."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=workdir)
     environment = {
         **os.environ,

@@ -184,8 +184,9 @@ def save(fig, path):
     plt.close(fig)
 
 
-def label_scale_axis(ax, scales):
-    """Log x axis with ticks only at the measured scales, labelled 1k/1M."""
+def label_scale_axis(ax, series):
+    """Log x axis with ticks only at the scales `series` measured, labelled 1k/1M."""
+    scales = sorted({run["scale"] for runs in series.values() for run in runs})
     ax.set_xscale("log")
     ax.set_xticks(scales, [fmt_scale(scale) for scale in scales])
     ax.xaxis.set_minor_locator(NullLocator())
@@ -234,12 +235,11 @@ def chart_latency_vs_scale(results, path):
     series = scaling_series(results)
     if not series:
         return None
-    scales = sorted({run["scale"] for runs in series.values() for run in runs})
 
     fig, axes = plt.subplots(1, 2, figsize=FIGSIZE, sharey=True)
     for ax, key, name in zip(axes, ("p50_ms", "p99_ms"), ("p50", "p99")):
         plot_series(ax, results, series, key)
-        label_scale_axis(ax, scales)
+        label_scale_axis(ax, series)
         ax.set_yscale("log")
         ax.set_title(f"{name} latency")
         ax.grid(alpha=0.3, which="both")
@@ -255,11 +255,10 @@ def chart_throughput_vs_scale(results, path):
     series = scaling_series(results)
     if not series:
         return None
-    scales = sorted({run["scale"] for runs in series.values() for run in runs})
 
     fig, ax = plt.subplots(figsize=FIGSIZE)
     plot_series(ax, results, series, "rps")
-    label_scale_axis(ax, scales)
+    label_scale_axis(ax, series)
     # Log y too: deep pagination and search fall by orders of magnitude, and
     # on a linear axis they would sit flat on zero next to the fast scenarios.
     ax.set_yscale("log")

@@ -14,14 +14,10 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from myapp.testing import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

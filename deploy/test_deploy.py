@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,18 +17,14 @@ import time
 import pytest
 import requests
 
+from myapp.testing import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NEEDED = ("nginx", "rsync", "curl")
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in NEEDED),
     reason=f"needs {', '.join(NEEDED)} (apt-get install nginx rsync curl)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def site_config(socket_path: str, port: int | None = None) -> str:

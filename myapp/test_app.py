@@ -27,7 +27,7 @@ from myapp.db import sql
 from myapp.pagination import ListParams, link_header
 from myapp.schema import problems, validate
 from myapp.settings import ConfigError
-from myapp.testing import assert_error
+from myapp.testing import assert_error, free_port
 from myapp.users.models import UserModel
 
 STRONG = "a-production-secret-that-is-long-enough-0123"
@@ -621,16 +621,13 @@ def test_make_run_serves_demo_data_and_stops_cleanly(tmp_path):
     """devserver.py, as `make run` starts it: embedded SQLite and Redis under the
     instance folder, demo data, and nothing left running after SIGTERM."""
     import signal
-    import socket
     import subprocess
     import sys
     import time
 
     import requests
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()

@@ -1,5 +1,7 @@
-"""Assertions every feature's tests share (kept in the package so test modules in
-each feature can import them)."""
+"""What every feature's tests share, and the bench and deploy tests with them (kept
+in the package so test modules in each feature can import them)."""
+
+import socket
 
 from myapp.errors import ERROR_SCHEMA
 from myapp.schema import problems
@@ -19,3 +21,10 @@ def assert_error(response, status: int, code: str) -> dict:
     assert body["code"] == code, body
     assert body["request_id"] == response.headers["X-Request-ID"]
     return body
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server to start."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
