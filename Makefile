@@ -19,19 +19,29 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
+$(VENV)/.clients: requirements.txt requirements-dev.txt requirements-clients.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-clients.txt
+	touch $(VENV)/.runtime $(VENV)/.dev $@
+
+# The Node tools of package.json (Redocly's linter for `make test`) where npm is
+# installed; without it, the tests that need them skip and say so, and a fresh
+# machine still needs nothing but Python.
+NODE_TOOLS := $(if $(shell command -v npm),node_modules/.installed)
+
 ## run: serve on http://127.0.0.1:5000 (SQLite + embedded Redis under instance/)
 run: $(VENV)/.runtime
 	$(BIN)/python devserver.py
 
 ## test: black, flake8, then pytest on PostgreSQL and SQLite with a real Redis
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(NODE_TOOLS)
 	$(BIN)/black --check .
 	$(BIN)/flake8
 	$(BIN)/pytest
 
-## deploy-test: deploy/deploy.sh for real (local target, uWSGI behind nginx);
+## deploy-test: deploy/deploy.sh for real (local target, uWSGI behind nginx), the
+## Swagger UIs in Chromium, newman and the generated clients against a live server;
 ## needs Debian's nginx, rsync, curl, docker-compose, chromium (see .ci/run)
-deploy-test: $(VENV)/.dev node_modules/.installed
+deploy-test: $(VENV)/.clients node_modules/.installed
 	$(BIN)/pytest deploy
 
 ## bench: myapp against its baselines at 1k/100k/1M books (about 10 min); writes

@@ -29,7 +29,7 @@ import sqlalchemy
 from myapp import create_app
 from myapp.db import limiter, sql
 from myapp.model import RowCount
-from myapp.testing import free_port
+from myapp.testing import ContractClient, free_port
 from myapp.users.models import UserModel
 
 BACKENDS = ["postgresql", "sqlite"]
@@ -130,6 +130,7 @@ def make_app(database_url, redis_url, redis_client):
     def build(**overrides):
         config = {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url}
         app = create_app("testing", {**config, **overrides})
+        app.test_client_class = ContractClient
         fresh_limiter_storage()
         with app.app_context():
             if not shared:
@@ -237,6 +238,7 @@ def committing_app(database_url, redis_url, redis_client):
     app = create_app(
         "testing", {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url}
     )
+    app.test_client_class = ContractClient
     yield app
     with app.app_context():
         sql.session.remove()

@@ -47,7 +47,8 @@ def main() -> None:
         base = f"http://{host}:{port}"
         print(f"\n  myapp is serving on {base}/ (Ctrl-C stops it)")
         for feature in app.extensions["myapp.features"]:
-            print(f"  {feature['name']:>6} docs: {base}{feature['docs_url']}")
+            print(f"  {feature.name:>6} docs: {base}/{feature.name}/docs")
+        print(f"  OpenAPI 3.1 of the whole API: {base}/openapi.json")
         print(f"  demo users: admin@, staff@, member@example.com / {DEMO_PASSWORD!r}\n")
         app.run(host=host, port=port, use_reloader=False)
     finally:

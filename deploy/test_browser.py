@@ -1,6 +1,8 @@
 """A real browser (Debian's headless Chromium, driven by Selenium): every feature's
-Swagger UI renders its operations, "Try it out" on a GET gets a 200, and CORS lets
-a page from an allowed origin call the API while blocking one from elsewhere.
+Swagger UI renders its OpenAPI 3.1 document, grouped by tag, with no CSP violation;
+"Try it out" works, and one Authorize serves all three docs pages, across reloads;
+CORS lets a page from an allowed origin call the API (and read the headers the
+documents describe) while blocking one from elsewhere.
 
 Needs Debian's chromium and chromium-driver (.ci/run installs them)."""
 
@@ -13,8 +15,10 @@ import threading
 
 import flask_migrate
 import pytest
+import requests
 
 from conftest import gunicorn
+from myapp.cli import DEMO_PASSWORD
 
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
@@ -26,6 +30,24 @@ const show = (text) => { result.textContent = text; };
 fetch("%s/books/")
   .then(r => r.json().then(b => show("status " + r.status + " total " + b.total)))
   .catch(e => show("blocked: " + e.name));
+</script></body></html>"""
+# Signs in, borrows twice with one Idempotency-Key, and shows what script can read.
+BORROW_PAGE = """<!doctype html><html><body><pre id="result">pending</pre><script>
+const api = "%s", json = {"Content-Type": "application/json"};
+const show = (text) => { result.textContent = text; };
+(async () => {
+  const signIn = await fetch(api + "/users/tokens", {method: "POST", headers: json,
+    body: JSON.stringify({email: "member@example.com", password: "%s"})});
+  const token = (await signIn.json()).access_token;
+  const books = await (await fetch(api + "/books/?q=Gatsby")).json();
+  const borrow = () => fetch(api + "/books/" + books.items[0].id + "/loans", {
+    method: "POST",
+    headers: {Authorization: "Bearer " + token, "Idempotency-Key": "browser-1"}});
+  const first = await borrow(), again = await borrow();
+  show([first.status, again.status, again.headers.get("Idempotent-Replayed"),
+        first.headers.get("Location"), first.headers.get("ETag") ? "etag" : "none"]
+       .join(" "));
+})().catch(e => show("failed: " + e));
 </script></body></html>"""
 
 
@@ -121,47 +143,109 @@ def csp_violations(browser) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "feature, operations", [("users", 12), ("books", 11), ("sites", 25)]
+    "feature, operations, tags",
+    [
+        ("users", 12, ["tokens", "profile", "sessions", "users"]),
+        ("books", 11, ["books", "loans"]),
+        ("sites", 25, ["sites", "freezers", "computers", "containers", "instruments"]),
+    ],
 )
-def test_each_swagger_ui_renders_its_operations(api, browser, feature, operations):
+def test_each_swagger_ui_renders_its_openapi_3_1_document(
+    api, browser, feature, operations, tags
+):
     from selenium.webdriver.common.by import By
 
     browser.get(f"{api}/{feature}/docs")
-    tag = wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, ".opblock-tag"))
-    tag.click()  # the operations are collapsed under their tag
     wait(
         browser,
         lambda b: len(b.find_elements(By.CSS_SELECTOR, ".opblock")) == operations,
     )
+    shown = [
+        tag.text.split("\n")[0]
+        for tag in browser.find_elements(By.CSS_SELECTOR, ".opblock-tag")
+    ]
+    assert [text.split()[0] for text in shown] == tags  # grouped by resource
+    assert "OAS 3.1" in browser.find_element(By.CSS_SELECTOR, ".info").text
     assert not csp_violations(browser)
 
 
-def test_try_it_out_on_a_get(api, browser):
+def try_it_out(browser, block_id: str) -> str:
+    """Open an operation, Try it out, Execute: the live response's status."""
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{api}/books/docs")
-    wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, ".opblock-tag")).click()
-    block = wait(
-        browser, lambda b: b.find_element(By.ID, "operations-books-get_popular")
-    )
+    block = wait(browser, lambda b: b.find_element(By.ID, block_id))
     block.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
     wait(
         browser, lambda b: block.find_element(By.CSS_SELECTOR, ".try-out__btn")
     ).click()
     wait(browser, lambda b: block.find_element(By.CSS_SELECTOR, ".execute")).click()
-    # The live response table's status cells (the first is its "Code" heading).
+
+    def live_status(_browser):
+        cells = block.find_elements(
+            By.CSS_SELECTOR, ".live-responses-table .response-col_status"
+        )
+        return [cell.text.strip() for cell in cells][1:]  # [0] is the heading
+
+    return wait(browser, live_status)[0]
+
+
+def test_try_it_out_on_a_public_get(api, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{api}/books/docs")
+    assert try_it_out(browser, "operations-books-get_popular") == "200"
+    body = browser.find_element(By.CSS_SELECTOR, ".live-responses-table .microlight")
+    assert '"Dracula"' in body.text
+
+
+def test_one_authorize_serves_every_docs_page_and_survives_a_reload(api, browser):
+    from selenium.webdriver.common.by import By
+
+    token = requests.post(
+        f"{api}/users/tokens",
+        json={"email": "member@example.com", "password": DEMO_PASSWORD},
+    ).json()["access_token"]
+    browser.get(f"{api}/users/docs")
+    browser.execute_script("window.localStorage.clear()")
+    browser.refresh()
+    assert try_it_out(browser, "operations-profile-get_me") == "401"
+
     wait(
-        browser,
-        lambda b: "200"
-        in [
-            cell.text.strip()
-            for cell in block.find_elements(
-                By.CSS_SELECTOR, ".live-responses-table .response-col_status"
-            )
-        ],
+        browser, lambda b: b.find_element(By.CSS_SELECTOR, ".auth-wrapper .authorize")
+    ).click()
+    dialog = wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, ".modal-ux"))
+    # The schemes' descriptions read as text, not as swallowed markup.
+    assert "access_token from POST /users/tokens" in dialog.text
+    access = next(
+        box
+        for box in dialog.find_elements(By.CSS_SELECTOR, ".auth-container")
+        if "accessToken" in box.text
     )
-    body = block.find_element(By.CSS_SELECTOR, ".live-responses-table .microlight").text
-    assert '"Dracula"' in body
+    access.find_element(By.CSS_SELECTOR, "input").send_keys(token)
+    access.find_element(By.CSS_SELECTOR, "button.authorize").click()
+    dialog.find_element(By.CSS_SELECTOR, "button.close-modal").click()
+
+    browser.get(f"{api}/books/docs")
+    assert try_it_out(browser, "operations-loans-get_loans") == "200"
+    browser.get(f"{api}/sites/docs")
+    assert try_it_out(browser, "operations-sites-get_sites") == "200"
+    browser.refresh()
+    assert try_it_out(browser, "operations-instruments-get_instruments") == "200"
+    assert not csp_violations(browser)
+
+
+def test_a_browser_page_reads_the_replay_flag_and_the_new_loan(api, browser, pages):
+    from selenium.webdriver.common.by import By
+
+    directory, page_origin = pages["allowed"]
+    with open(os.path.join(directory, "borrow.html"), "w") as handle:
+        handle.write(BORROW_PAGE % (api, DEMO_PASSWORD))
+    browser.get(f"{page_origin}/borrow.html")
+    result = browser.find_element(By.ID, "result")
+    wait(browser, lambda b: result.text != "pending")
+    first, again, replayed, location, etag = result.text.split()
+    assert (first, again, replayed, etag) == ("201", "201", "true", "etag")
+    assert location.startswith("/books/loans/")
 
 
 @pytest.mark.parametrize(

@@ -7,35 +7,20 @@ import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from myapp import cli, ops
+from myapp import cli, docs, ops
 from myapp.api import DatabaseIdConverter
 from myapp.db import cache, cors, jwt, limiter, redis_store, sql
 from myapp.errors import register_error_handlers
+from myapp.openapi import REQUEST_HEADERS, RESPONSE_HEADERS
 from myapp.settings import load_config, redis_timeouts
 from myapp.books import blueprint as books_blueprint
 from myapp.sites import blueprint as sites_blueprint
 from myapp.users import blueprint as users_blueprint
 
-# Headers a browser client may read from our responses.
-EXPOSED_HEADERS = [
-    "X-Request-ID",
-    "ETag",
-    "Link",
-    "Location",
-    "Retry-After",
-    "X-RateLimit-Limit",
-    "X-RateLimit-Remaining",
-    "X-RateLimit-Reset",
-    "X-RateLimit-Retry-After",
-]
-ALLOWED_HEADERS = [
-    "Authorization",
-    "Content-Type",
-    "If-Match",
-    "If-None-Match",
-    "Idempotency-Key",
-    "X-Request-ID",
-]
+# A browser client may read every response header the OpenAPI documents describe,
+# and send every request header they describe.
+EXPOSED_HEADERS = list(RESPONSE_HEADERS)
+ALLOWED_HEADERS = ["Authorization", "Content-Type", *REQUEST_HEADERS]
 
 
 def create_app(config_name: str | None = None, test_config: dict | None = None):
@@ -72,6 +57,7 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     app.register_blueprint(users_blueprint)
     app.register_blueprint(books_blueprint)
     app.register_blueprint(sites_blueprint)
+    docs.init_app(app)
     register_error_handlers(app)
     cli.init_app(app)
     return app

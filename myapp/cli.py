@@ -10,7 +10,6 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
-from myapp import clients
 from myapp.auth import Identity
 from myapp.books.models import BookModel, LoanModel, isbn13
 from myapp.sites.models import ComputerModel, ContainerModel, FreezerModel, SiteModel
@@ -171,7 +170,9 @@ def seed_book(number: int, title: str, author: str, year: int, copies: int):
 @click.option("--out", default="clients", show_default=True, help="Folder to write to.")
 @with_appcontext
 def export_clients(out: str) -> None:
-    """Write the Postman collection and api.http from the live Swagger specs."""
+    """Write the Postman collection and api.http from the OpenAPI document."""
+    from myapp import clients  # only this command needs them, never a worker
+
     os.makedirs(out, exist_ok=True)
     collection = clients.postman_collection(current_app)
     with open(os.path.join(out, "myapp.postman_collection.json"), "w") as handle:

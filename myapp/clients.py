@@ -1,261 +1,193 @@
-"""Client artifacts generated from the live Swagger specs: a Postman collection (an
-auth flow, then every operation with an example body and a test that the status is
-one the spec documents) and an api.http file (VS Code REST Client, JetBrains HTTP
-Client). `flask --app myapp export-clients` writes both."""
+"""The client artifacts in clients/, made from the client flow (myapp/flow.py) and
+the app's OpenAPI document of the whole API: each step's method, path and security
+come from its operation there. `flask --app myapp export-clients` writes both:
+
+- myapp.postman_collection.json (Postman, newman): every request asserts the status
+  its step must get, and keeps what later steps use (ids, ETags, tokens);
+- api.http (VS Code REST Client): the same requests, each later one reading what it
+  needs from the earlier responses.
+"""
 
 import json
 import re
 
 from flask import Flask
 
+from myapp.flow import FLOW, GENERATED, TOKENS, VARIABLES, Number, Step
+from myapp.openapi import WHOLE_API
+
 POSTMAN_SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
-EXAMPLE_IDS = {"uuid": "00000000-0000-4000-8000-000000000000"}
+VARIABLE = re.compile(r"{{(\w+)}}")
 
 
-def specs(app: Flask) -> dict[str, dict]:
-    """Each feature's spec, as its /<feature>/swagger.json serves it."""
-    client = app.test_client()
+def document(app: Flask) -> dict:
+    return app.extensions["myapp.openapi"].documents[WHOLE_API]
+
+
+def operations(document: dict) -> dict[str, tuple[str, str, dict]]:
+    """operationId -> (method, path template, operation)."""
     return {
-        feature["name"]: client.get(feature["spec_url"]).get_json()
-        for feature in app.extensions["myapp.features"]
+        operation["operationId"]: (method.upper(), path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
     }
 
 
-def example(schema: dict, definitions: dict):
-    """A value that the schema accepts, for documentation and smoke runs."""
-    if "$ref" in schema:
-        return example(definitions[schema["$ref"].split("/")[-1]], definitions)
-    if "enum" in schema:
-        return schema["enum"][0]
-    kind = schema.get("type")
-    if kind == "object":
-        return {
-            name: example(value, definitions)
-            for name, value in schema.get("properties", {}).items()
-        }
-    if kind == "array":
-        return [example(schema.get("items", {}), definitions)]
-    if kind == "integer":
-        return max(schema.get("minimum", 1), 1)
-    if kind == "boolean":
-        return True
-    if kind == "string":
-        return example_string(schema)
-    return None
+def request_of(step: Step, document: dict) -> tuple[str, str, list[tuple[str, str]]]:
+    """The step's method, its URL path with the path parameters filled in, and its
+    headers."""
+    method, template, operation = operations(document)[step.operation]
+    path = re.sub(r"{(\w+)}", lambda match: str(step.path[match[1]]), template)
+    if step.query:
+        path += "?" + "&".join(f"{key}={value}" for key, value in step.query.items())
+    headers = [("Accept", "application/json")]
+    if step.actor:
+        headers.append(("Authorization", f"Bearer {{{{{TOKENS[step.actor]}}}}}"))
+    if step.body is not None:
+        headers.append(("Content-Type", "application/json"))
+    return method, path, headers + list(step.headers.items())
 
 
-def example_string(schema: dict) -> str:
-    fmt, pattern = schema.get("format"), schema.get("pattern", "")
-    if fmt == "email":
-        return "reader@example.com"
-    if fmt == "isbn":
-        return "9780306406157"
-    if fmt == "uuid":
-        return EXAMPLE_IDS["uuid"]
-    if fmt == "date-time":
-        return "2026-01-01T00:00:00Z"
-    if "[0-9A-Fa-f]{2}" in pattern:
-        return "aa:bb:cc:dd:ee:ff"
-    if schema.get("minLength", 0) >= 10:
-        return "a long enough example password"
-    return "Example"
+def body_text(body: dict, indent: int | None = None) -> str:
+    """The JSON of a step's body; a Number is its {{variable}}, unquoted."""
+    marked = {
+        key: f"\0{value.variable}" if isinstance(value, Number) else value
+        for key, value in body.items()
+    }
+    return re.sub(r'"\\u0000(\w+)"', r"{{\1}}", json.dumps(marked, indent=indent))
 
 
-METHOD_ORDER = ["get", "post", "put", "patch", "delete"]
+# --- Postman
 
 
-def operations(spec: dict):
-    """(method, path with {{variables}}, operation) for every operation in a spec,
-    in a stable order (Flask-RESTX lists a resource's methods from a set)."""
-    base = spec["basePath"].rstrip("/")
-    for path in sorted(spec["paths"]):
-        url_path = re.sub(r"{(\w+)}", r"{{\1}}", base + path)
-        methods = spec["paths"][path]
-        for method in sorted(set(methods) & set(METHOD_ORDER), key=METHOD_ORDER.index):
-            yield method.upper(), url_path, methods[method]
+def javascript_path(field: str) -> str:
+    """items.0.id -> .items[0].id"""
+    return "".join(
+        f"[{part}]" if part.isdigit() else f".{part}" for part in field.split(".")
+    )
 
 
-def body_of(operation: dict, definitions: dict):
-    for parameter in operation.get("parameters", []):
-        if parameter.get("in") == "body":
-            return example(parameter["schema"], definitions)
-    return None
+def postman_tests(step: Step) -> list[str]:
+    lines = [
+        f"pm.test({json.dumps(f'{step.name}: {step.expect}')}, function () {{",
+        f"  pm.response.to.have.status({step.expect});",
+        "});",
+    ]
+    if step.replayed:
+        lines += [
+            "pm.test('replayed', function () {",
+            "  const replayed = pm.response.headers.get('Idempotent-Replayed');",
+            "  pm.expect(replayed).to.eql('true');",
+            "});",
+        ]
+    for variable, source in step.keep.items():
+        if source.startswith("header:"):
+            value = f"pm.response.headers.get({json.dumps(source[len('header:'):])})"
+        else:
+            value = f"pm.response.json(){javascript_path(source)}"
+        lines.append(f"pm.collectionVariables.set({json.dumps(variable)}, {value});")
+    return lines
 
 
-def documented(operation: dict) -> list[int]:
-    return sorted(int(code) for code in operation["responses"] if code.isdigit())
+# The first step makes the values each run needs new (emails, an ISBN, a MAC).
+FRESH_VALUES = [
+    "const keep = (name, value) => pm.collectionVariables.set(name, value);",
+    "const stamp = Date.now();",
+    "keep('memberEmail', 'flow-member-' + stamp + '@example.com');",
+    "keep('readerEmail', 'flow-reader-' + stamp + '@example.com');",
+    "const digits = '978' + String(Math.floor(Math.random() * 1e9)).padStart(9, '0');",
+    "let sum = 0;",
+    "for (let i = 0; i < 12; i++) sum += Number(digits[i]) * (i % 2 ? 3 : 1);",
+    "keep('isbn', digits + ((10 - (sum % 10)) % 10));",
+    "const octet = () => Math.floor(Math.random() * 256).toString(16);",
+    "const mac = [2, 0, 0, 0, 0, 0].map((n, i) => (i ? octet() : '02'));",
+    "keep('mac', mac.map((part) => part.padStart(2, '0')).join(':'));",
+]
 
 
-def postman_url(path: str) -> dict:
-    return {
+def postman_item(step: Step, document: dict, first: bool) -> dict:
+    method, path, headers = request_of(step, document)
+    url_path, _, query = path.partition("?")
+    url = {
         "raw": "{{baseUrl}}" + path,
         "host": ["{{baseUrl}}"],
-        "path": [part for part in path.split("/") if part],
+        "path": url_path.split("/")[1:],  # a trailing slash: a last "" part
     }
-
-
-def postman_request(method, path, operation, definitions, name=None) -> dict:
-    headers = [{"key": "Accept", "value": "application/json"}]
-    if operation.get("security"):
-        headers.append({"key": "Authorization", "value": "Bearer {{accessToken}}"})
+    if query:
+        url["query"] = [
+            dict(zip(("key", "value"), pair.split("=", 1))) for pair in query.split("&")
+        ]
     request = {
         "method": method,
-        "header": headers,
-        "url": postman_url(path),
+        "header": [{"key": key, "value": value} for key, value in headers],
+        "url": url,
     }
-    body = body_of(operation, definitions)
-    if body is not None:
-        headers.append({"key": "Content-Type", "value": "application/json"})
-        request["body"] = {"mode": "raw", "raw": json.dumps(body, indent=2)}
-    codes = documented(operation)
-    test = (
-        f"pm.test('{method} {path}: a documented status', function () {{\n"
-        f"  pm.expect({json.dumps(codes)}).to.include(pm.response.code);\n}});"
-    )
-    return {
-        "name": name or operation.get("summary") or f"{method} {path}",
-        "request": request,
-        "event": [{"listen": "test", "script": {"exec": test.splitlines()}}],
-    }
-
-
-def auth_flow() -> dict:
-    """Register, sign in (keeping the token), and use the token."""
-
-    def step(name, method, path, body=None, tests=(), auth=False):
-        headers = [{"key": "Content-Type", "value": "application/json"}]
-        if auth:
-            headers.append({"key": "Authorization", "value": "Bearer {{accessToken}}"})
-        request = {
-            "method": method,
-            "header": headers,
-            "url": postman_url(path),
-        }
-        if body is not None:
-            request["body"] = {"mode": "raw", "raw": json.dumps(body, indent=2)}
-        return {
-            "name": name,
-            "request": request,
-            "event": [{"listen": "test", "script": {"exec": list(tests)}}],
-        }
-
-    credentials = {"email": "{{email}}", "password": "{{password}}"}
-    return {
-        "name": "Auth flow: register, sign in, use the token",
-        "item": [
-            step(
-                "Register",
-                "POST",
-                "/users/",
-                {**credentials, "name": "Postman Reader"},
-                [
-                    "pm.test('registered', () => pm.response.to.have.status(201));",
-                ],
-            ),
-            step(
-                "Sign in",
-                "POST",
-                "/users/tokens",
-                credentials,
-                [
-                    "pm.test('signed in', () => pm.response.to.have.status(201));",
-                    "pm.collectionVariables.set('accessToken',"
-                    " pm.response.json().access_token);",
-                ],
-            ),
-            step(
-                "Your profile, with the token",
-                "GET",
-                "/users/me",
-                None,
-                [
-                    "pm.test('it is me', () => {",
-                    "  pm.response.to.have.status(200);",
-                    "  pm.expect(pm.response.json().email)"
-                    ".to.eql(pm.collectionVariables.get('email'));",
-                    "});",
-                ],
-                auth=True,
-            ),
-        ],
-    }
+    if step.body is not None:
+        request["body"] = {"mode": "raw", "raw": body_text(step.body, indent=2)}
+    events = [{"listen": "test", "script": {"exec": postman_tests(step)}}]
+    if first:
+        events.insert(0, {"listen": "prerequest", "script": {"exec": FRESH_VALUES}})
+    return {"name": f"{step.name} ({step.expect})", "request": request, "event": events}
 
 
 def postman_collection(app: Flask) -> dict:
-    folders = [auth_flow()]
-    variables = {"baseUrl": "http://127.0.0.1:5000", "accessToken": ""}
-    for name, spec in specs(app).items():
-        definitions = spec.get("definitions", {})
-        items = []
-        for method, path, operation in operations(spec):
-            for variable in re.findall(r"{{(\w+)}}", path):
-                variables.setdefault(variable, EXAMPLE_IDS.get(variable[-4:], "1"))
-            items.append(postman_request(method, path, operation, definitions))
-        folders.append(
-            {"name": name, "description": spec["info"]["description"], "item": items}
-        )
+    spec = document(app)
+    variables = {**VARIABLES, **{token: "" for token in TOKENS.values()}}
     return {
         "info": {
             "name": "myapp",
-            "description": "Generated by `flask --app myapp export-clients` from the "
-            "/users, /books and /sites Swagger specs. Run the auth flow first.",
+            "description": "Generated by `flask --app myapp export-clients` from "
+            "/openapi.json: a flow through every operation of the API, each request "
+            "asserting the status its step must get. Run it in order; it signs in "
+            "as {{adminEmail}} (the demo admin of `make run` by default).",
             "schema": POSTMAN_SCHEMA,
         },
-        "event": [
-            {
-                "listen": "prerequest",
-                "script": {
-                    "exec": [
-                        "if (!pm.collectionVariables.get('email')) {",
-                        "  pm.collectionVariables.set('email',"
-                        " 'postman-' + Date.now() + '@example.com');",
-                        "  pm.collectionVariables.set('password',"
-                        " 'postman password ' + Date.now());",
-                        "}",
-                    ]
-                },
-            }
-        ],
         "variable": [{"key": key, "value": value} for key, value in variables.items()],
-        "item": folders,
+        "item": [
+            postman_item(step, spec, first=index == 0)
+            for index, step in enumerate(FLOW)
+        ],
     }
 
 
+# --- api.http
+
+
 def http_file(app: Flask) -> str:
-    """api.http: the auth flow, then every operation, with example bodies."""
+    """The flow for VS Code's REST Client: each request is named, and a variable an
+    earlier step kept is read from that step's response where it is used."""
+    spec = document(app)
     lines = [
-        "# Generated by `flask --app myapp export-clients`. VS Code REST Client or",
-        "# JetBrains HTTP Client: run the first three requests, then any other.",
-        "@baseUrl = http://127.0.0.1:5000",
-        "@email = http-reader@example.com",
-        "@password = a long enough example password",
-        "",
-        "### Register",
-        "POST {{baseUrl}}/users/",
-        "Content-Type: application/json",
-        "",
-        '{"email": "{{email}}", "password": "{{password}}", "name": "HTTP Reader"}',
-        "",
-        "### Sign in",
-        "# @name signIn",
-        "POST {{baseUrl}}/users/tokens",
-        "Content-Type: application/json",
-        "",
-        '{"email": "{{email}}", "password": "{{password}}"}',
-        "",
-        "@accessToken = {{signIn.response.body.access_token}}",
-        "",
+        "# Generated by `flask --app myapp export-clients` from /openapi.json: a flow",
+        "# through every operation, for VS Code's REST Client. Send the requests in",
+        "# order against `make run` (it signs in as the demo admin); each comment",
+        "# says the status that request must get.",
     ]
-    for name, spec in specs(app).items():
-        definitions = spec.get("definitions", {})
-        for method, path, operation in operations(spec):
-            path = re.sub(r"{{(\w+)}}", lambda m: EXAMPLE_IDS.get(m[1][-4:], "1"), path)
-            lines.append(f"### {name}: {operation.get('summary', method + ' ' + path)}")
-            lines.append(f"{method} {{{{baseUrl}}}}{path}")
-            if operation.get("security"):
-                lines.append("Authorization: Bearer {{accessToken}}")
-            body = body_of(operation, definitions)
-            if body is not None:
-                lines += ["Content-Type: application/json", "", json.dumps(body)]
-            lines.append("")
+    lines += [f"@{name} = {value}" for name, value in VARIABLES.items()]
+    lines.append(
+        "# New on every run in the Postman collection; here change them by hand to "
+        f"run the flow again: {', '.join(GENERATED)}."
+    )
+    kept: dict[str, str] = {}
+    for index, step in enumerate(FLOW, start=1):
+        method, path, headers = request_of(step, spec)
+        name = f"step{index}"
+        request = [f"{method} {{{{baseUrl}}}}{path}"]
+        request += [f"{key}: {value}" for key, value in headers]
+        if step.body is not None:
+            request += ["", body_text(step.body)]
+        lines += ["", f"### {step.name}: expect {step.expect}", f"# @name {name}"]
+        lines += [resolve(line, kept) for line in request]
+        for variable, source in step.keep.items():
+            kept[variable] = response_reference(name, source)
     return "\n".join(lines)
+
+
+def response_reference(request_name: str, source: str) -> str:
+    if source.startswith("header:"):
+        return f"{{{{{request_name}.response.headers.{source[len('header:'):]}}}}}"
+    return f"{{{{{request_name}.response.body.${javascript_path(source)}}}}}"
+
+
+def resolve(line: str, kept: dict[str, str]) -> str:
+    return VARIABLE.sub(lambda match: kept.get(match[1], match[0]), line)

@@ -25,6 +25,12 @@ def single_response(body: dict, status: int = 200):
     return body, status, headers
 
 
+def created(body: dict, location: str):
+    """201 with the new resource, its ETag and its URL."""
+    body, status, headers = single_response(body, 201)
+    return body, status, {**headers, "Location": location}
+
+
 def check_if_match(current_body: dict | None) -> None:
     """Before a write: 412 when If-Match names a version other than the current one
     (or when there is none: even "*" needs the resource to exist)."""

@@ -8,11 +8,14 @@ JWT) and by the database or Redis failing.
 """
 
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 
 import jwt as pyjwt
 import redis.exceptions
-from flask import Flask, Response, current_app, jsonify
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, jsonify, request
 from flask_jwt_extended.exceptions import (
     JWTExtendedException,
     NoAuthorizationError,
@@ -22,34 +25,72 @@ from flask_jwt_extended.exceptions import (
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import exc as sql_errors
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from myapp.db import limiter
 from myapp.tracing import request_id
 
-CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    412: "precondition_failed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
-    500: "internal_error",
-    503: "service_unavailable",
+
+@dataclass(frozen=True)
+class Status:
+    """An error status: its `code`, the default `message` (errors raised by our code
+    say more), and what it means for the OpenAPI documents."""
+
+    code: str
+    message: str
+    description: str
+
+
+STATUSES = {
+    400: Status(
+        "bad_request",
+        "Bad request",
+        "validation_error (the body breaks its schema) or bad_request (malformed "
+        "JSON, a bad query parameter or header); `details` lists every problem",
+    ),
+    401: Status(
+        "unauthorized",
+        "Authentication required",
+        "unauthorized: a missing, malformed, expired, revoked or forged token, or "
+        "bad credentials",
+    ),
+    403: Status("forbidden", "Forbidden", "forbidden: your role may not do this"),
+    404: Status("not_found", "Resource not found", "not_found"),
+    405: Status(
+        "method_not_allowed",
+        "Method not allowed on this resource",
+        "method_not_allowed",
+    ),
+    409: Status("conflict", "Conflict", "conflict: see `message` and `details`"),
+    412: Status(
+        "precondition_failed",
+        "Precondition failed",
+        "precondition_failed: `If-Match` is not the current `ETag`; nothing changed",
+    ),
+    413: Status(
+        "payload_too_large",
+        "Request body is too large",
+        "payload_too_large: the body is over MAX_CONTENT_LENGTH (1 MiB by default)",
+    ),
+    415: Status(
+        "unsupported_media_type",
+        "Request body must be application/json",
+        "unsupported_media_type: the body is not application/json",
+    ),
+    429: Status(
+        "rate_limited",
+        "Rate limit exceeded",
+        "rate_limited: wait `Retry-After` seconds",
+    ),
+    500: Status("internal_error", "Internal server error", "internal_error"),
+    503: Status(
+        "service_unavailable",
+        "Service temporarily unavailable, try again shortly",
+        "service_unavailable: the database or Redis is unreachable; nothing was "
+        "written, retry after `Retry-After` seconds",
+    ),
 }
-MESSAGES = {
-    400: "Bad request",
-    401: "Authentication required",
-    404: "Resource not found",
-    405: "Method not allowed on this resource",
-    413: "Request body is too large",
-    415: "Request body must be application/json",
-    500: "Internal server error",
-    503: "Service temporarily unavailable, try again shortly",
-}
+
 # What a client should wait before retrying when a backing service is down.
 RETRY_AFTER_UNAVAILABLE = "5"
 UNAVAILABLE = (
@@ -117,7 +158,10 @@ def bad_request(message: str, details: list[dict] | None = None) -> ApiError:
 
 
 def error_response(error: Exception) -> Response:
-    api_error = to_api_error(error)
+    return shaped_response(to_api_error(error))
+
+
+def shaped_response(api_error: ApiError) -> Response:
     body = {
         "code": api_error.code,
         "message": api_error.message,
@@ -128,6 +172,24 @@ def error_response(error: Exception) -> Response:
     response.status_code = api_error.status
     response.headers.update(api_error.headers)
     return response
+
+
+def redirect_in_json() -> Response | None:
+    """A URL that only lacks its trailing slash (/books) is redirected to the
+    route's own (/books/) by Werkzeug while routing, as an HTML page that no error
+    handler sees; answer it here, before the view, in the one shape, with a
+    Location relative to this host."""
+    redirect = request.routing_exception
+    if not isinstance(redirect, RequestRedirect):
+        return None
+    target = urlsplit(redirect.new_url)
+    location = target.path + (f"?{target.query}" if target.query else "")
+    message = f"This resource is at {target.path}; send the request there"
+    return shaped_response(
+        ApiError(
+            redirect.code, "permanent_redirect", message, None, {"Location": location}
+        )
+    )
 
 
 def to_api_error(error: Exception) -> ApiError:
@@ -158,13 +220,13 @@ def to_api_error(error: Exception) -> ApiError:
         return ApiError(
             503,
             "service_unavailable",
-            MESSAGES[503],
+            STATUSES[503].message,
             headers={"Retry-After": RETRY_AFTER_UNAVAILABLE},
         )
     if isinstance(error, sql_errors.IntegrityError):
         return ApiError(409, "conflict", "The change conflicts with existing data")
     current_app.logger.error("Unhandled error", exc_info=error)
-    return ApiError(500, "internal_error", MESSAGES[500])
+    return ApiError(500, "internal_error", STATUSES[500].message)
 
 
 def seconds_until_reset() -> int:
@@ -176,8 +238,10 @@ def seconds_until_reset() -> int:
 
 def from_http_exception(error: HTTPException) -> ApiError:
     status = error.code or 500
-    code = CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
-    message = MESSAGES.get(status) or HTTPStatus(status).phrase
+    known = STATUSES.get(status)
+    phrase = HTTPStatus(status).phrase
+    code = known.code if known else phrase.lower().replace(" ", "_")
+    message = known.message if known else phrase
     headers = {
         name: value for name, value in error.get_headers() if name in KEPT_HEADERS
     }
@@ -202,6 +266,7 @@ def register_error_handlers(app: Flask) -> None:
     Call after the extensions are bound: flask-jwt-extended registers handlers of its
     own ({"msg"}, 401/422) for each of its exceptions, and ours must replace them."""
     app.register_error_handler(Exception, error_response)
+    app.before_request(redirect_in_json)
     for exception_class in list(app.error_handler_spec[None][None]):
         if issubclass(exception_class, (JWTExtendedException, pyjwt.PyJWTError)):
             app.register_error_handler(exception_class, error_response)

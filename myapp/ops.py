@@ -1,6 +1,5 @@
-"""Operations: the index, /healthz, /readiness, /metrics, and what every response
-carries (request id, security headers) and leaves behind (an access log line,
-metrics)."""
+"""Operations: /healthz, /readiness, /metrics, and what every response carries
+(request id, security headers) and leaves behind (an access log line, metrics)."""
 
 import time
 
@@ -18,24 +17,18 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-# JSON needs nothing; the Swagger UI pages need their own scripts and styles (the
-# page starts Swagger UI with an inline script), all from this origin.
+# JSON needs nothing. The HTML pages (the index, Swagger UI) load their scripts,
+# styles and documents from this origin only, and run no inline script; Swagger UI
+# writes style attributes into the markup it renders (a style cannot run code).
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'"
 )
 HSTS = "max-age=31536000; includeSubDomains"
 
 ops = Blueprint("ops", __name__)
 limiter.exempt(ops)
-
-
-@ops.get("/")
-def index():
-    """Each feature's name, description, docs URL and spec URL."""
-    features = current_app.extensions.get("myapp.features", [])
-    return jsonify({"features": features})
 
 
 @ops.get("/healthz")

@@ -1,18 +1,22 @@
-"""The client artifacts in clients/ are generated from the live specs and kept
-current: regenerate with `flask --app myapp export-clients` when an endpoint
-changes."""
+"""The client artifacts in clients/ come from the client flow (myapp/flow.py) and
+the OpenAPI document, and are kept current: regenerate them with
+`flask --app myapp export-clients` when an operation changes. newman runs the
+collection against a live server in `make deploy-test` (deploy/test_newman.py)."""
 
 import json
 import os
+import re
 
 from myapp import clients
+from myapp.flow import FLOW, TOKENS, VARIABLES, Number
+from myapp.testing import response_problems
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTION = os.path.join(ROOT, "clients", "myapp.postman_collection.json")
 HTTP_FILE = os.path.join(ROOT, "clients", "api.http")
 
 
-def test_the_committed_artifacts_match_the_specs(app):
+def test_the_committed_artifacts_are_current(app):
     with open(COLLECTION) as handle:
         assert json.load(handle) == clients.postman_collection(
             app
@@ -21,42 +25,71 @@ def test_the_committed_artifacts_match_the_specs(app):
         assert handle.read() == clients.http_file(app) + "\n"
 
 
-def test_the_collection_covers_every_operation_after_the_auth_flow(app):
-    collection = clients.postman_collection(app)
-    flow, *features = collection["item"]
-    assert [step["name"] for step in flow["item"]] == [
-        "Register",
-        "Sign in",
-        "Your profile, with the token",
-    ]
-    for folder in features:
-        spec = clients.specs(app)[folder["name"]]
-        assert len(folder["item"]) == len(list(clients.operations(spec)))
-        for item in folder["item"]:
-            assert item["event"][0]["script"]["exec"], item["name"]
-    secured = [
-        item
-        for folder in features
-        for item in folder["item"]
-        if any(h["key"] == "Authorization" for h in item["request"]["header"])
-    ]
-    assert len(secured) > 30
+def test_the_flow_runs_every_operation(app):
+    documented = clients.operations(clients.document(app))
+    assert {step.operation for step in FLOW} == set(documented)
 
 
-def test_example_bodies_are_valid_requests(app, staff):
-    """The collection's POST /books/ example really creates a book."""
-    books = next(
-        f for f in clients.postman_collection(app)["item"] if f["name"] == "books"
-    )
-    create = next(
-        item
-        for item in books["item"]
-        if item["request"]["method"] == "POST"
-        and item["request"]["url"]["raw"].endswith("/books/")
-    )
-    body = json.loads(create["request"]["body"]["raw"])
-    response = app.test_client().post("/books/", json=body, headers=staff.headers)
-    assert response.status_code == 201, response.get_json()
+def test_each_step_expects_a_status_its_operation_documents(app):
+    documented = clients.operations(clients.document(app))
+    for step in FLOW:
+        _method, _path, operation = documented[step.operation]
+        assert str(step.expect) in operation["responses"], step.name
+
+
+def test_each_signed_in_step_sends_the_kind_of_token_its_operation_takes(app):
+    documented = clients.operations(clients.document(app))
+    for step in FLOW:
+        schemes = {
+            name
+            for option in documented[step.operation][2]["security"]
+            for name in option
+        }
+        if step.actor is None:
+            assert not schemes or step.expect == 401, step.name
+        else:
+            kind = (
+                "refreshToken"
+                if TOKENS[step.actor].endswith("RefreshToken")
+                else ("accessToken")
+            )
+            assert kind in schemes, step.name
+
+
+def sample(value):
+    """A step's body with its variables given example values of their kind."""
+    if isinstance(value, Number):
+        return 1
+    if isinstance(value, dict):
+        return {key: sample(item) for key, item in value.items()}
+    if isinstance(value, str):
+        return re.sub(r"{{(\w+)}}", lambda match: VARIABLES.get(match[1], "x"), value)
+    return value
+
+
+def test_each_body_is_what_its_operation_takes(app):
+    document = clients.document(app)
+    documented = clients.operations(document)
+    for step in FLOW:
+        request_body = documented[step.operation][2].get("requestBody")
+        if step.body is None:
+            assert not (request_body and request_body["required"]), step.name
+            continue
+        schema = request_body["content"]["application/json"]["schema"]
+        found = response_problems(document, schema["$ref"], sample(step.body))
+        assert not found, (step.name, found)
+
+
+def test_the_collection_asserts_every_step_and_the_first_makes_fresh_values(app):
+    items = clients.postman_collection(app)["item"]
+    assert len(items) == len(FLOW)
+    for item, step in zip(items, FLOW):
+        tests = next(e for e in item["event"] if e["listen"] == "test")
+        assert f"pm.response.to.have.status({step.expect});" in "\n".join(
+            tests["script"]["exec"]
+        )
+    assert items[0]["event"][0]["listen"] == "prerequest"
+    assert FLOW[-1].operation == "delete_current_token"  # signing out comes last
 
 
 def test_export_clients_writes_both_files(app, tmp_path):

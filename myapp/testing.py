@@ -3,7 +3,11 @@ in the package so test modules in each feature can import them)."""
 
 import socket
 
+from flask.testing import FlaskClient
+from werkzeug.exceptions import HTTPException
+
 from myapp.errors import ERROR_SCHEMA
+from myapp.openapi import RESPONSE_HEADERS, WHOLE_API, path_template
 from myapp.schema import problems
 
 
@@ -28,3 +32,67 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class ContractClient(FlaskClient):
+    """The tests' client: every answer to a documented operation is held to the
+    app's OpenAPI document (see `check_against_document`), so any test that makes
+    the server do something its document does not say fails."""
+
+    def open(self, *args, **kwargs):
+        response = super().open(*args, **kwargs)
+        check_against_document(self.application, response.request, response)
+        return response
+
+
+def check_against_document(app, request, response) -> None:
+    """The status is one the operation documents; every header of RESPONSE_HEADERS
+    it carries is documented on that status, and every documented required one is
+    there; the body is what the document says (its schema, or none)."""
+    document = app.extensions["myapp.openapi"].documents[WHOLE_API]
+    try:
+        rule, _ = app.url_map.bind("localhost").match(
+            request.path, request.method, return_rule=True
+        )
+    except HTTPException:  # no route: an unknown URL, a 405, a redirect
+        return
+    operation = document["paths"].get(path_template(rule.rule), {})
+    operation = operation.get(request.method.lower())
+    if operation is None:  # not an API operation (the docs, ops) or HEAD/OPTIONS
+        return
+    where = f"{request.method} {rule.rule} answered {response.status_code}"
+    documented = operation["responses"].get(str(response.status_code))
+    assert (
+        documented
+    ), f"{where}: not in its document ({sorted(operation['responses'])})"
+    components = document["components"]["headers"]
+    for name in RESPONSE_HEADERS:
+        if name in response.headers:
+            assert name in documented["headers"], f"{where} with {name}: undocumented"
+    for name in documented["headers"]:
+        if components[name].get("required"):
+            assert name in response.headers, f"{where} without {name}"
+    content = documented.get("content")
+    if content is None:
+        assert not response.data, f"{where} with a body; its document has none"
+        return
+    assert response.mimetype == "application/json", where
+    schema = content["application/json"]["schema"]
+    found = response_problems(document, schema["$ref"], response.get_json())
+    assert not found, f"{where}: the body breaks {schema['$ref']}: {found}"
+
+
+def response_problems(document: dict, ref: str, body) -> list[dict]:
+    """How `body` breaks the document's schema at `ref` (the document's components
+    are the root its $refs resolve against)."""
+    return problems(component_schema(id(document), ref, document["components"]), body)
+
+
+_component_schemas: dict = {}
+
+
+def component_schema(document_id: int, ref: str, components: dict) -> dict:
+    key = (document_id, ref)
+    if key not in _component_schemas:
+        _component_schemas[key] = {"$ref": ref, "components": components}
+    return _component_schemas[key]

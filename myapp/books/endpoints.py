@@ -5,10 +5,8 @@ from flask import request
 from myapp.api import Resource, make_api, no_content
 from myapp.auth import current_identity
 from myapp.books.models import POPULAR_MAX, BookModel, LoanModel
-from myapp.conditional import check_if_match, single_response
+from myapp.conditional import check_if_match, created, single_response
 from myapp.db import sql
-from myapp.idempotency import SWAGGER_PARAMS as IDEMPOTENCY_PARAMS
-from myapp.idempotency import idempotent
 from myapp.pagination import ListParams, QueryParams, list_schema, page_response
 from myapp.schema import ID, json_body, record, text, validate
 
@@ -16,6 +14,10 @@ feature = make_api(
     "books",
     "myapp books",
     "The library catalog, loans, and the most borrowed books",
+    tags={
+        "books": "The catalog: anyone reads it, staff change it",
+        "loans": "Borrowing and returning copies (signed-in members)",
+    },
 )
 blueprint, ns = feature.blueprint, feature.ns
 
@@ -64,9 +66,7 @@ POPULAR = QueryParams(
 
 @feature.route("/")
 class Books(Resource):
-    @ns.doc(params=BOOK_LIST.swagger_params())
-    @ns.response(200, "A page of books", book_page_model)
-    @feature.errors(400)
+    @feature.lists(book_page_model, BOOK_LIST, "A page of books")
     def get(self):
         """List the catalog."""
         query = BOOK_LIST.parse()
@@ -75,19 +75,18 @@ class Books(Resource):
 
     @feature.requires("staff")
     @feature.expects(book_write_model)
-    @ns.response(201, "Added to the catalog", book_model)
+    @feature.creates(book_model, "Added to the catalog")
     @feature.errors(409)
     def post(self):
         """Add a book (staff). 409 when the ISBN is already in the catalog."""
-        book = BookModel.create(json_body())
-        return single_response(book.as_json(), 201)
+        book = BookModel.create(json_body()).as_json()
+        return created(book, feature.api.url_for(Book, book_id=book["id"]))
 
 
 @feature.route("/popular")
 class Popular(Resource):
-    @ns.doc(params=POPULAR.swagger_params())
-    @ns.response(200, "The most borrowed books, most first", popular_model)
-    @feature.errors(400)
+    @feature.query(POPULAR)
+    @feature.response(200, "The most borrowed books, most first", popular_model)
     def get(self):
         """The most borrowed books (never stale: cached until the next change)."""
         limit = POPULAR.parse().get("limit", 10)
@@ -96,32 +95,30 @@ class Popular(Resource):
 
 @feature.route("/<int:book_id>")
 class Book(Resource):
-    @ns.response(200, "The book", book_model)
-    @ns.response(304, "Not modified (If-None-Match)")
-    @feature.errors(404)
+    @feature.reads(book_model, "The book")
     def get(self, book_id):
         """One book, with its available copies and times borrowed."""
         return single_response(BookModel.read_json_or_404(book_id))
 
     @feature.requires("staff")
     @feature.expects(book_write_model)
-    @ns.response(200, "Replaced", book_model)
-    @feature.errors(404, 409, 412)
+    @feature.updates(book_model, "Replaced")
+    @feature.errors(409)
     def put(self, book_id):
         """Replace a book (staff). copies_total may not drop below copies on loan."""
         return update_book(book_id, replace=True)
 
     @feature.requires("staff")
     @feature.expects(book_patch_model)
-    @ns.response(200, "Updated", book_model)
-    @feature.errors(404, 409, 412)
+    @feature.updates(book_model, "Updated")
+    @feature.errors(409)
     def patch(self, book_id):
         """Change some of a book's fields (staff)."""
         return update_book(book_id, replace=False)
 
     @feature.requires("staff")
-    @ns.response(204, "Deleted, with its returned loans")
-    @feature.errors(404, 409, 412)
+    @feature.deletes("Deleted, with its returned loans")
+    @feature.errors(409)
     def delete(self, book_id):
         """Remove a book (staff). 409 while a copy is on loan."""
         book = BookModel.get_or_404(book_id, for_update=True)
@@ -138,31 +135,30 @@ def update_book(book_id: int, *, replace: bool):
     return single_response(book.as_json())
 
 
-@feature.route("/<int:book_id>/loans")
+@feature.route("/<int:book_id>/loans", tag="loans")
 class BookLoans(Resource):
     @feature.requires()
-    @idempotent
-    @ns.doc(params=IDEMPOTENCY_PARAMS)
-    @ns.expect(loan_write_model)
-    @ns.response(201, "Borrowed: due back in 14 days", loan_model)
-    @feature.errors(400, 404, 409)
+    @feature.idempotent
+    @feature.expects(loan_write_model, required=False)
+    @feature.creates(loan_model, "Borrowed: due back in {LOAN_DAYS} days")
+    @feature.errors(404, 409)
     def post(self, book_id):
         """Borrow a copy. 409 when none is left, you already have this book, or you
-        have 5 books on loan. Honours Idempotency-Key."""
+        have {MAX_OPEN_LOANS} books on loan. Honours Idempotency-Key.
+
+        The body is optional: the book is in the URL and the borrower is you."""
         if request.get_data():
             validate(LoanModel.write_schema, json_body())
-        loan = LoanModel.create(book_id, current_identity().user_id)
-        return single_response(LoanModel.as_json(loan), 201)
+        loan = LoanModel.as_json(LoanModel.create(book_id, current_identity().user_id))
+        return created(loan, feature.api.url_for(Loan, loan_id=loan["id"]))
 
 
-@feature.route("/loans/")
+@feature.route("/loans/", tag="loans")
 class Loans(Resource):
     @feature.requires()
-    @ns.doc(params=LOAN_LIST.swagger_params())
-    @ns.response(
-        200, "A page of loans: yours, or everyone's for staff", loan_page_model
+    @feature.lists(
+        loan_page_model, LOAN_LIST, "A page of loans: yours, or everyone's for staff"
     )
-    @feature.errors(400)
     def get(self):
         """Your loans (staff: everyone's)."""
         query = LOAN_LIST.parse()
@@ -170,21 +166,19 @@ class Loans(Resource):
         return page_response([loan.as_json() for loan in loans], total, query)
 
 
-@feature.route("/loans/<int:loan_id>")
+@feature.route("/loans/<int:loan_id>", tag="loans")
 class Loan(Resource):
     @feature.requires()
-    @ns.response(200, "The loan", loan_model)
-    @ns.response(304, "Not modified (If-None-Match)")
-    @feature.errors(404)
+    @feature.reads(loan_model, "The loan")
     def get(self, loan_id):
         """One loan (its borrower, or staff)."""
         return single_response(LoanModel.get_for(loan_id, current_identity()).as_json())
 
 
-@feature.route("/loans/<int:loan_id>/return")
+@feature.route("/loans/<int:loan_id>/return", tag="loans")
 class LoanReturn(Resource):
     @feature.requires()
-    @ns.response(200, "Returned", loan_model)
+    @feature.response(200, "Returned", loan_model, ["ETag"])
     @feature.errors(404, 409)
     def post(self, loan_id):
         """Return a loan's copy (its borrower, or staff). 409 if already returned."""

@@ -943,7 +943,7 @@ def books_schema(make_app, add_book, member):
     app = make_app(RATELIMIT_DEFAULT="100000 per hour")
     book = add_book()
     app.test_client().post(f"/books/{book['id']}/loans", headers=member.headers)
-    return schemathesis.openapi.from_wsgi("/books/swagger.json", app)
+    return schemathesis.openapi.from_wsgi("/books/openapi.json", app)
 
 
 books_api = schemathesis.pytest.from_fixture("books_schema")

@@ -2,7 +2,7 @@
 list of all instruments. Reading needs a signed-in user, writing staff."""
 
 from myapp.api import Resource, make_api, no_content
-from myapp.conditional import check_if_match, single_response
+from myapp.conditional import check_if_match, created, single_response
 from myapp.pagination import ListParams, list_schema, page_response
 from myapp.schema import json_body, text
 from myapp.sites.models import (
@@ -19,6 +19,13 @@ feature = make_api(
     "sites",
     "myapp sites",
     "Lab sites, their freezers and computers, and the containers in freezers",
+    tags={
+        "sites": "Lab sites: any signed-in user reads them, staff change them",
+        "freezers": "A site's freezers",
+        "computers": "A site's computers",
+        "containers": "The containers kept in freezers",
+        "instruments": "Freezers and computers in one list",
+    },
 )
 blueprint, ns = feature.blueprint, feature.ns
 
@@ -26,7 +33,20 @@ site_model = feature.model("Site", SiteModel.read_schema)
 site_write_model = feature.model("SiteWrite", SiteModel.write_schema)
 site_patch_model = feature.model("SitePatch", SiteModel.patch_schema)
 site_page_model = feature.model("SitePage", list_schema(SiteModel.read_schema))
+instrument_model = feature.model("Instrument", INSTRUMENT_SCHEMA)
 instrument_page_model = feature.model("InstrumentPage", list_schema(INSTRUMENT_SCHEMA))
+freezer_model = feature.model("Freezer", FreezerModel.read_schema)
+freezer_create_model = feature.model("FreezerCreate", FreezerModel.create_schema)
+freezer_write_model = feature.model("FreezerWrite", FreezerModel.write_schema)
+freezer_patch_model = feature.model("FreezerPatch", FreezerModel.patch_schema)
+freezer_page_model = feature.model("FreezerPage", list_schema(FreezerModel.read_schema))
+computer_model = feature.model("Computer", ComputerModel.read_schema)
+computer_create_model = feature.model("ComputerCreate", ComputerModel.create_schema)
+computer_write_model = feature.model("ComputerWrite", ComputerModel.write_schema)
+computer_patch_model = feature.model("ComputerPatch", ComputerModel.patch_schema)
+computer_page_model = feature.model(
+    "ComputerPage", list_schema(ComputerModel.read_schema)
+)
 container_model = feature.model("Container", ContainerModel.read_schema)
 container_create_model = feature.model("ContainerCreate", ContainerModel.create_schema)
 container_patch_model = feature.model("ContainerPatch", ContainerModel.patch_schema)
@@ -47,15 +67,14 @@ INSTRUMENT_LIST = ListParams(
     "name",
     filters={"type": {"type": "string", "enum": ["freezer", "computer"]}},
 )
+INSTRUMENT_KIND_LIST = ListParams(["name", "id"], "name")
 CONTAINER_LIST = ListParams(["created_at", "uuid"], "created_at")
 
 
 @feature.route("/")
 class Sites(Resource):
     @feature.requires()
-    @ns.doc(params=SITE_LIST.swagger_params())
-    @ns.response(200, "A page of sites", site_page_model)
-    @feature.errors(400)
+    @feature.lists(site_page_model, SITE_LIST, "A page of sites")
     def get(self):
         """List sites."""
         query = SITE_LIST.parse()
@@ -64,38 +83,38 @@ class Sites(Resource):
 
     @feature.requires("staff")
     @feature.expects(site_write_model)
-    @ns.response(201, "Created", site_model)
+    @feature.creates(site_model, "Created")
+    @feature.errors(409)
     def post(self):
-        """Add a site (staff)."""
-        return single_response(SiteModel.create(json_body()).as_json(), 201)
+        """Add a site (staff). 409 when no id is left to give it (see PUT)."""
+        site = SiteModel.create(json_body()).as_json()
+        return created(site, feature.api.url_for(Site, site_id=site["id"]))
 
 
 @feature.route("/<int:site_id>")
 class Site(Resource):
     @feature.requires()
-    @ns.response(200, "The site", site_model)
-    @ns.response(304, "Not modified (If-None-Match)")
-    @feature.errors(404)
+    @feature.reads(site_model, "The site")
     def get(self, site_id):
         """One site."""
         return single_response(SiteModel.get_or_404(site_id).as_json())
 
     @feature.requires("staff")
     @feature.expects(site_write_model)
-    @ns.response(200, "Replaced", site_model)
-    @ns.response(201, "Created with this id", site_model)
-    @feature.errors(404, 412)
+    @feature.updates(site_model, "Replaced")
+    @feature.creates(site_model, "Created with this id")
     def put(self, site_id):
         """Create the site with this id, or replace it (staff)."""
         existing = SiteModel.find(site_id, for_update=True)
         check_if_match(existing.as_json() if existing else None)
-        site, created = SiteModel.upsert(site_id, json_body())
-        return single_response(site.as_json(), 201 if created else 200)
+        site, new = SiteModel.upsert(site_id, json_body())
+        if new:
+            return created(site.as_json(), feature.api.url_for(Site, site_id=site_id))
+        return single_response(site.as_json())
 
     @feature.requires("staff")
     @feature.expects(site_patch_model)
-    @ns.response(200, "Updated", site_model)
-    @feature.errors(404, 412)
+    @feature.updates(site_model, "Updated")
     def patch(self, site_id):
         """Change some of a site's fields (staff)."""
         site = SiteModel.get_or_404(site_id, for_update=True)
@@ -104,8 +123,8 @@ class Site(Resource):
         return single_response(site.as_json())
 
     @feature.requires("staff")
-    @ns.response(204, "Deleted")
-    @feature.errors(404, 409, 412)
+    @feature.deletes("Deleted")
+    @feature.errors(409)
     def delete(self, site_id):
         """Remove a site (staff); 409 naming its instruments while it has any."""
         site = SiteModel.get_or_404(site_id, for_update=True)
@@ -114,80 +133,115 @@ class Site(Resource):
         return no_content()
 
 
-def instrument_resources(model, plural: str):
-    """The nested list/create and the by-id read/replace/update/delete resources of
-    an instrument kind (freezers, computers): the same contract for both."""
-    item_model = feature.model(model.label, model.read_schema)
-    create_model = feature.model(f"{model.label}Create", model.create_schema)
-    write_model = feature.model(f"{model.label}Write", model.write_schema)
-    patch_model = feature.model(f"{model.label}Patch", model.patch_schema)
-    page_model = feature.model(f"{model.label}Page", list_schema(model.read_schema))
-    listing = ListParams(["name", "id"], "name")
+# Freezers and computers: created under their site, then read, replaced, updated
+# and deleted by id, where site_id moves them. A computer's MAC is unique (409); a
+# freezer holding containers cannot be deleted (409).
 
-    class Nested(Resource):
-        @feature.requires()
-        @ns.doc(params=listing.swagger_params())
-        @ns.response(200, f"A page of the site's {plural}", page_model)
-        @feature.errors(400, 404)
-        def get(self, site_id):
-            query = listing.parse()
-            items, total = model.list(site_id, query)
-            return page_response([each.as_json() for each in items], total, query)
 
-        @feature.requires("staff")
-        @feature.expects(create_model)
-        @ns.response(201, "Created", item_model)
-        @feature.errors(404, 409)
-        def post(self, site_id):
-            return single_response(model.create(site_id, json_body()).as_json(), 201)
+@feature.route("/<int:site_id>/freezers", tag="freezers")
+class SiteFreezers(Resource):
+    @feature.requires()
+    @feature.lists(freezer_page_model, INSTRUMENT_KIND_LIST, "A page of freezers")
+    @feature.errors(404)
+    def get(self, site_id):
+        """List a site's freezers."""
+        return instrument_page(FreezerModel, site_id)
 
-    class Single(Resource):
-        @feature.requires()
-        @ns.response(200, f"The {model.label.lower()}", item_model)
-        @ns.response(304, "Not modified (If-None-Match)")
-        @feature.errors(404)
-        def get(self, item_id):
-            return single_response(model.get_or_404(item_id).as_json())
+    @feature.requires("staff")
+    @feature.expects(freezer_create_model)
+    @feature.creates(freezer_model, "Created")
+    @feature.errors(404)
+    def post(self, site_id):
+        """Add a freezer to a site (staff)."""
+        freezer = FreezerModel.create(site_id, json_body()).as_json()
+        return created(freezer, feature.api.url_for(Freezer, freezer_id=freezer["id"]))
 
-        @feature.requires("staff")
-        @feature.expects(write_model)
-        @ns.response(200, "Replaced", item_model)
-        @feature.errors(404, 409, 412)
-        def put(self, item_id):
-            return update_instrument(model, item_id, replace=True)
 
-        @feature.requires("staff")
-        @feature.expects(patch_model)
-        @ns.response(200, "Updated", item_model)
-        @feature.errors(404, 409, 412)
-        def patch(self, item_id):
-            return update_instrument(model, item_id, replace=False)
+@feature.route("/freezers/<int:freezer_id>", tag="freezers")
+class Freezer(Resource):
+    @feature.requires()
+    @feature.reads(freezer_model, "The freezer")
+    def get(self, freezer_id):
+        """One freezer."""
+        return single_response(FreezerModel.get_or_404(freezer_id).as_json())
 
-        @feature.requires("staff")
-        @ns.response(204, "Deleted")
-        @feature.errors(404, 409, 412)
-        def delete(self, item_id):
-            found = model.get_or_404(item_id, for_update=True)
-            check_if_match(found.as_json())
-            found.delete()
-            return no_content()
+    @feature.requires("staff")
+    @feature.expects(freezer_write_model)
+    @feature.updates(freezer_model, "Replaced")
+    def put(self, freezer_id):
+        """Replace a freezer; site_id may move it (staff)."""
+        return update_instrument(FreezerModel, freezer_id, replace=True)
 
-    # Names and summaries per kind, set before registering: Flask-RESTX derives
-    # endpoint names and Swagger summaries from them.
-    label = model.label.lower()
-    for method, summary in (
-        (Nested.get, f"List a site's {plural}."),
-        (Nested.post, f"Add a {label} to a site (staff)."),
-        (Single.get, f"One {label}."),
-        (Single.put, f"Replace a {label}; site_id may move it (staff)."),
-        (Single.patch, f"Change some of a {label}'s fields (staff)."),
-        (Single.delete, f"Remove a {label} (staff)."),
-    ):
-        method.__doc__ = summary
-    Nested.__name__ = Nested.__qualname__ = f"Site{plural.title()}"
-    Single.__name__ = Single.__qualname__ = model.label
-    feature.route(f"/<int:site_id>/{plural}")(Nested)
-    feature.route(f"/{plural}/<int:item_id>")(Single)
+    @feature.requires("staff")
+    @feature.expects(freezer_patch_model)
+    @feature.updates(freezer_model, "Updated")
+    def patch(self, freezer_id):
+        """Change some of a freezer's fields (staff)."""
+        return update_instrument(FreezerModel, freezer_id, replace=False)
+
+    @feature.requires("staff")
+    @feature.deletes("Deleted")
+    @feature.errors(409)
+    def delete(self, freezer_id):
+        """Remove a freezer (staff); 409 naming its containers while it holds any."""
+        return delete_instrument(FreezerModel, freezer_id)
+
+
+@feature.route("/<int:site_id>/computers", tag="computers")
+class SiteComputers(Resource):
+    @feature.requires()
+    @feature.lists(computer_page_model, INSTRUMENT_KIND_LIST, "A page of computers")
+    @feature.errors(404)
+    def get(self, site_id):
+        """List a site's computers."""
+        return instrument_page(ComputerModel, site_id)
+
+    @feature.requires("staff")
+    @feature.expects(computer_create_model)
+    @feature.creates(computer_model, "Created")
+    @feature.errors(404, 409)
+    def post(self, site_id):
+        """Add a computer to a site (staff). 409 when its MAC is taken."""
+        computer = ComputerModel.create(site_id, json_body()).as_json()
+        location = feature.api.url_for(Computer, computer_id=computer["id"])
+        return created(computer, location)
+
+
+@feature.route("/computers/<int:computer_id>", tag="computers")
+class Computer(Resource):
+    @feature.requires()
+    @feature.reads(computer_model, "The computer")
+    def get(self, computer_id):
+        """One computer."""
+        return single_response(ComputerModel.get_or_404(computer_id).as_json())
+
+    @feature.requires("staff")
+    @feature.expects(computer_write_model)
+    @feature.updates(computer_model, "Replaced")
+    @feature.errors(409)
+    def put(self, computer_id):
+        """Replace a computer; site_id may move it (staff). 409: the MAC is taken."""
+        return update_instrument(ComputerModel, computer_id, replace=True)
+
+    @feature.requires("staff")
+    @feature.expects(computer_patch_model)
+    @feature.updates(computer_model, "Updated")
+    @feature.errors(409)
+    def patch(self, computer_id):
+        """Change some of a computer's fields (staff). 409: the MAC is taken."""
+        return update_instrument(ComputerModel, computer_id, replace=False)
+
+    @feature.requires("staff")
+    @feature.deletes("Deleted")
+    def delete(self, computer_id):
+        """Remove a computer (staff)."""
+        return delete_instrument(ComputerModel, computer_id)
+
+
+def instrument_page(model, site_id: int):
+    query = INSTRUMENT_KIND_LIST.parse()
+    items, total = model.list(site_id, query)
+    return page_response([item.as_json() for item in items], total, query)
 
 
 def update_instrument(model, item_id: int, *, replace: bool):
@@ -197,40 +251,45 @@ def update_instrument(model, item_id: int, *, replace: bool):
     return single_response(found.as_json())
 
 
-instrument_resources(FreezerModel, "freezers")
-instrument_resources(ComputerModel, "computers")
+def delete_instrument(model, item_id: int):
+    found = model.get_or_404(item_id, for_update=True)
+    check_if_match(found.as_json())
+    found.delete()
+    return no_content()
 
 
-@feature.route("/instruments/")
+@feature.route("/instruments/", tag="instruments")
 class Instruments(Resource):
     @feature.requires()
-    @ns.doc(params=INSTRUMENT_LIST.swagger_params())
-    @ns.response(200, "A page of every site's instruments", instrument_page_model)
-    @feature.errors(400)
+    @feature.lists(
+        instrument_page_model, INSTRUMENT_LIST, "A page of every site's instruments"
+    )
     def get(self):
         """Every instrument (freezers and computers) of every site."""
         query = INSTRUMENT_LIST.parse()
         return page_response(*list_instruments(query), query)
 
 
-@feature.route("/<int:site_id>/instruments")
+@feature.route("/<int:site_id>/instruments", tag="instruments")
 class SiteInstruments(Resource):
     @feature.requires()
-    @ns.doc(params=INSTRUMENT_LIST.swagger_params())
-    @ns.response(200, "A page of the site's instruments", instrument_page_model)
-    @feature.errors(400, 404)
+    @feature.lists(
+        instrument_page_model, INSTRUMENT_LIST, "A page of the site's instruments"
+    )
+    @feature.errors(404)
     def get(self, site_id):
         """A site's instruments (freezers and computers)."""
         query = INSTRUMENT_LIST.parse()
         return page_response(*list_instruments(query, site_id), query)
 
 
-@feature.route("/freezers/<int:freezer_id>/containers")
+@feature.route("/freezers/<int:freezer_id>/containers", tag="containers")
 class FreezerContainers(Resource):
     @feature.requires()
-    @ns.doc(params=CONTAINER_LIST.swagger_params())
-    @ns.response(200, "A page of the freezer's containers", container_page_model)
-    @feature.errors(400, 404)
+    @feature.lists(
+        container_page_model, CONTAINER_LIST, "A page of the freezer's containers"
+    )
+    @feature.errors(404)
     def get(self, freezer_id):
         """The containers in a freezer."""
         query = CONTAINER_LIST.parse()
@@ -239,28 +298,26 @@ class FreezerContainers(Resource):
 
     @feature.requires("staff")
     @feature.expects(container_create_model)
-    @ns.response(201, "Stored", container_model)
+    @feature.creates(container_model, "Stored")
     @feature.errors(404, 409)
     def post(self, freezer_id):
         """Put a container in a freezer (staff); its uuid is made when not given."""
-        container = ContainerModel.create(freezer_id, json_body())
-        return single_response(container.as_json(), 201)
+        container = ContainerModel.create(freezer_id, json_body()).as_json()
+        location = feature.api.url_for(Container, container_uuid=container["uuid"])
+        return created(container, location)
 
 
-@feature.route("/containers/<string:container_uuid>")
+@feature.route("/containers/<string:container_uuid>", tag="containers")
 class Container(Resource):
     @feature.requires()
-    @ns.response(200, "The container", container_model)
-    @ns.response(304, "Not modified (If-None-Match)")
-    @feature.errors(404)
+    @feature.reads(container_model, "The container")
     def get(self, container_uuid):
         """One container, by uuid."""
         return single_response(ContainerModel.get_or_404(container_uuid).as_json())
 
     @feature.requires("staff")
     @feature.expects(container_patch_model)
-    @ns.response(200, "Updated", container_model)
-    @feature.errors(404, 412)
+    @feature.updates(container_model, "Updated")
     def patch(self, container_uuid):
         """Change a container's description (staff)."""
         container = ContainerModel.get_or_404(container_uuid, for_update=True)
@@ -269,8 +326,7 @@ class Container(Resource):
         return single_response(container.as_json())
 
     @feature.requires("staff")
-    @ns.response(204, "Removed")
-    @feature.errors(404, 412)
+    @feature.deletes("Removed")
     def delete(self, container_uuid):
         """Take a container out (staff)."""
         container = ContainerModel.get_or_404(container_uuid, for_update=True)

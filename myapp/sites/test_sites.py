@@ -719,7 +719,7 @@ def test_two_clients_racing_for_one_mac(live, committing_app):
 def sites_schema(make_app, add, freezer):
     add(f"/sites/freezers/{freezer['id']}/containers", {"description": "Box"})
     app = make_app(RATELIMIT_DEFAULT="100000 per hour")
-    return schemathesis.openapi.from_wsgi("/sites/swagger.json", app)
+    return schemathesis.openapi.from_wsgi("/sites/openapi.json", app)
 
 
 sites_api = schemathesis.pytest.from_fixture("sites_schema")

@@ -5,7 +5,7 @@ from flask_jwt_extended import get_jwt
 
 from myapp.api import Resource, make_api, no_content
 from myapp.auth import current_identity
-from myapp.conditional import check_if_match, single_response
+from myapp.conditional import check_if_match, created, single_response
 from myapp.db import after_commit, jwt, limiter, sql
 from myapp.pagination import ListParams, list_schema, page_response
 from myapp.schema import json_body, text
@@ -22,6 +22,12 @@ feature = make_api(
     "users",
     "myapp users",
     "Accounts, sign-in tokens and sessions, profiles and user administration",
+    tags={
+        "tokens": "Signing in, refreshing tokens and signing out",
+        "profile": "Your own account",
+        "sessions": "Where you are signed in, and revoking it",
+        "users": "Registration, and user administration (admin)",
+    },
 )
 blueprint, ns = feature.blueprint, feature.ns
 # Revocation is checked for every token, by every feature, on every instance.
@@ -85,9 +91,7 @@ def signed_in_user(*, for_update: bool = False) -> UserModel:
 @feature.route("/")
 class Users(Resource):
     @feature.requires("admin")
-    @ns.doc(params=USER_LIST.swagger_params())
-    @ns.response(200, "A page of users", user_page_model)
-    @feature.errors(400)
+    @feature.lists(user_page_model, USER_LIST, "A page of users")
     def get(self):
         """List users (admin)."""
         query = USER_LIST.parse()
@@ -96,19 +100,19 @@ class Users(Resource):
 
     @register_limit
     @feature.expects(registration_model)
-    @ns.response(201, "Registered as a member", user_model)
+    @feature.creates(user_model, "Registered as a member")
     @feature.errors(409)
     def post(self):
         """Register: a new member account."""
-        user = UserModel.create(json_body())
-        return single_response(user.as_json(), 201)
+        user = UserModel.create(json_body()).as_json()
+        return created(user, feature.api.url_for(User, user_id=user["id"]))
 
 
-@feature.route("/tokens")
+@feature.route("/tokens", tag="tokens")
 class Tokens(Resource):
     @login_limit
     @feature.expects(credentials_model)
-    @ns.response(201, "Signed in: a token pair for a new session", token_model)
+    @feature.response(201, "Signed in: a token pair for a new session", token_model)
     @feature.errors(401)
     def post(self):
         """Sign in with email and password."""
@@ -116,10 +120,12 @@ class Tokens(Resource):
         return token_pair(session.user, session), 201
 
 
-@feature.route("/tokens/refresh")
+@feature.route("/tokens/refresh", tag="tokens")
 class TokenRefresh(Resource):
     @feature.requires(token="refresh")
-    @ns.response(201, "A new token pair; the refresh token sent is spent", token_model)
+    @feature.response(
+        201, "A new token pair; the refresh token sent is spent", token_model
+    )
     def post(self):
         """Exchange the refresh token (as the Bearer token) for a new pair.
 
@@ -134,10 +140,12 @@ class TokenRefresh(Resource):
         return token_pair(user, session), 201
 
 
-@feature.route("/tokens/current")
+@feature.route("/tokens/current", tag="tokens")
 class CurrentToken(Resource):
     @feature.requires(token="any")
-    @ns.response(204, "Signed out: the session and every token it issued are revoked")
+    @feature.response(
+        204, "Signed out: the session and every token it issued are revoked"
+    )
     def delete(self):
         """Sign out (with the access or the refresh token)."""
         session = SessionModel.get(current_identity().session_id)
@@ -146,11 +154,10 @@ class CurrentToken(Resource):
         return no_content()
 
 
-@feature.route("/me")
+@feature.route("/me", tag="profile")
 class Me(Resource):
     @feature.requires()
-    @ns.response(200, "Your profile", user_model)
-    @ns.response(304, "Not modified (If-None-Match)")
+    @feature.reads(user_model, "Your profile", missing=False)
     def get(self):
         """Your own profile."""
         return single_response(signed_in_user().as_json())
@@ -158,8 +165,7 @@ class Me(Resource):
     @feature.requires()
     @reauth_limit
     @feature.expects(profile_model)
-    @ns.response(200, "Updated profile", user_model)
-    @feature.errors(412)
+    @feature.updates(user_model, "Updated profile", missing=False)
     def patch(self):
         """Change your name, or your password (signs out your other sessions)."""
         user = signed_in_user(for_update=True)
@@ -172,12 +178,10 @@ class Me(Resource):
         return single_response(user.as_json())
 
 
-@feature.route("/me/sessions")
+@feature.route("/me/sessions", tag="sessions")
 class MySessions(Resource):
     @feature.requires()
-    @ns.doc(params=SESSION_LIST.swagger_params())
-    @ns.response(200, "A page of your live sessions", session_page_model)
-    @feature.errors(400)
+    @feature.lists(session_page_model, SESSION_LIST, "A page of your live sessions")
     def get(self):
         """Your signed-in sessions."""
         identity = current_identity()
@@ -187,10 +191,10 @@ class MySessions(Resource):
         return page_response(items, total, query)
 
 
-@feature.route("/me/sessions/<string:session_id>")
+@feature.route("/me/sessions/<string:session_id>", tag="sessions")
 class MySession(Resource):
     @feature.requires()
-    @ns.response(204, "Revoked: the session's tokens no longer work")
+    @feature.response(204, "Revoked: the session's tokens no longer work")
     @feature.errors(404)
     def delete(self, session_id):
         """Revoke one of your sessions."""
@@ -201,17 +205,15 @@ class MySession(Resource):
 @feature.route("/<int:user_id>")
 class User(Resource):
     @feature.requires("admin")
-    @ns.response(200, "The user", user_model)
-    @ns.response(304, "Not modified (If-None-Match)")
-    @feature.errors(404)
+    @feature.reads(user_model, "The user")
     def get(self, user_id):
         """One user (admin)."""
         return single_response(UserModel.get_or_404(user_id).as_json())
 
     @feature.requires("admin")
     @feature.expects(admin_update_model)
-    @ns.response(200, "Updated user", user_model)
-    @feature.errors(404, 409, 412)
+    @feature.updates(user_model, "Updated user")
+    @feature.errors(409)
     def patch(self, user_id):
         """Rename a user or change their role (admin); a role change signs them out."""
         user = UserModel.get_or_404(user_id, for_update=True)
@@ -223,8 +225,8 @@ class User(Resource):
         return single_response(user.as_json())
 
     @feature.requires("admin")
-    @ns.response(204, "Deleted; the user's sessions are revoked")
-    @feature.errors(404, 409, 412)
+    @feature.deletes("Deleted; the user's sessions are revoked")
+    @feature.errors(409)
     def delete(self, user_id):
         """Delete a user (admin). The last admin cannot be deleted."""
         user = UserModel.get_or_404(user_id, for_update=True)

@@ -763,7 +763,7 @@ def test_create_admin_refuses_an_existing_email(app, member):
 @pytest.fixture
 def users_schema(make_app):
     app = make_app(RATELIMIT_DEFAULT="100000 per hour")
-    return schemathesis.openapi.from_wsgi("/users/swagger.json", app)
+    return schemathesis.openapi.from_wsgi("/users/openapi.json", app)
 
 
 users_api = schemathesis.pytest.from_fixture("users_schema")

@@ -1,0 +1,429 @@
+"""The OpenAPI 3.1 documents: one per feature at /<feature>/openapi.json and one for
+the whole API at /openapi.json, built once when the app is made.
+
+They are built from what the code itself declares: the routes each feature
+registered (`Feature.route`) and, for each operation, what its decorators in
+myapp/api.py recorded (`Operation`): the JSON Schemas its validators use, its
+query parameters, the headers it reads and writes, its responses, its security.
+OpenAPI 3.1's schemas are JSON Schema 2020-12, the validators' own dialect, so
+every schema goes in as it is: nullable types, patterns, formats, bounds and
+`additionalProperties: false` all survive.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from flask import Response
+
+from myapp.errors import ERROR_SCHEMA, STATUSES
+from myapp.idempotency import HEADER as IDEMPOTENCY_KEY
+from myapp.idempotency import HEADER_SCHEMA as IDEMPOTENCY_KEY_SCHEMA
+from myapp.schema import ID
+from myapp.tracing import MAX_REQUEST_ID_LENGTH
+
+OPENAPI_VERSION = "3.1.0"
+API_VERSION = "1.0"
+METHODS = ("get", "put", "post", "patch", "delete")
+JSON = "application/json"
+
+# The security schemes: an access token for every protected operation, the refresh
+# token for POST /users/tokens/refresh, either one for signing out.
+SECURITY_SCHEMES = {
+    "accessToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The `access_token` from `POST /users/tokens` (15 minutes).",
+    },
+    "refreshToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The `refresh_token` from `POST /users/tokens`: only "
+        "`POST /users/tokens/refresh` and `DELETE /users/tokens/current` take it.",
+    },
+}
+TOKEN_SECURITY = {
+    "access": [{"accessToken": []}],
+    "refresh": [{"refreshToken": []}],
+    "any": [{"accessToken": []}, {"refreshToken": []}],
+}
+
+# Every header the server writes that a client may read. `required` marks those a
+# response that documents the header always carries. CORS exposes exactly these.
+RESPONSE_HEADERS = {
+    "X-Request-ID": {
+        "description": "The request's id: the client's `X-Request-ID` when it sent "
+        "a sane one, else a new UUID. Log lines carry it too.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "X-RateLimit-Limit": {
+        "description": "Requests allowed in the current window of the tightest "
+        "limit this request counted against.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "X-RateLimit-Remaining": {
+        "description": "Requests left in that window.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "X-RateLimit-Reset": {
+        "description": "When that window ends, in seconds since the Unix epoch.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "X-RateLimit-Retry-After": {
+        "description": "Seconds until that window ends.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again (on every 429 and 503; "
+        "on a 409 while a request with the same `Idempotency-Key` is in progress).",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "ETag": {
+        "description": "The strong entity tag of the representation; send it back "
+        "in `If-None-Match` (304 when unchanged) or `If-Match` (412 when changed).",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Link": {
+        "description": "RFC 8288 links to the `first`, `prev`, `next` and `last` "
+        "pages, where such a page exists.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Location": {
+        "description": "The URL of the resource this request created.",
+        "required": True,
+        "schema": {"type": "string", "format": "uri-reference"},
+    },
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored response of an earlier "
+        "request with the same `Idempotency-Key`: nothing was done again.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "WWW-Authenticate": {
+        "description": "`Bearer`: the request needs a valid token.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+}
+# Headers every response of every operation may carry.
+EVERY_RESPONSE = (
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-RateLimit-Retry-After",
+)
+# Headers an error status carries on top of those.
+ERROR_HEADERS = {
+    401: ("WWW-Authenticate",),
+    429: ("Retry-After",),
+    503: ("Retry-After",),
+}
+
+# Every header the server reads (Authorization is the security schemes').
+REQUEST_HEADERS = {
+    "X-Request-ID": {
+        "description": "Your id for this request, echoed back and logged; at most "
+        f"{MAX_REQUEST_ID_LENGTH} visible ASCII characters (else a new one is made).",
+        "schema": {"type": "string"},
+    },
+    "If-None-Match": {
+        "description": "The `ETag` you hold: 304 with no body when it is current.",
+        "schema": {"type": "string"},
+    },
+    "If-Match": {
+        "description": "The `ETag` you read: the change is made only if the "
+        "resource is still that version, else 412 and nothing changes.",
+        "schema": {"type": "string"},
+    },
+    IDEMPOTENCY_KEY: {
+        "description": IDEMPOTENCY_KEY_SCHEMA["description"],
+        "schema": {
+            key: value
+            for key, value in IDEMPOTENCY_KEY_SCHEMA.items()
+            if key != "description"
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class Model:
+    """A named JSON Schema: a request or response body."""
+
+    name: str
+    schema: dict
+
+
+ERROR_MODEL = Model("Error", ERROR_SCHEMA)
+
+
+@dataclass
+class Reply:
+    """One documented response of an operation."""
+
+    description: str
+    model: Model | None = None
+    headers: tuple[str, ...] = ()
+
+
+@dataclass
+class Operation:
+    """What an operation declares about itself, recorded by api.py's decorators."""
+
+    security: str | None = None  # a TOKEN_SECURITY key; None: public
+    body: Model | None = None
+    body_required: bool = True
+    query: dict[str, dict] = field(default_factory=dict)
+    headers: list[str] = field(default_factory=list)  # REQUEST_HEADERS it reads
+    responses: dict[int, Reply] = field(default_factory=dict)
+    idempotent: bool = False
+
+    def error(self, *statuses: int) -> None:
+        for status in statuses:
+            self.responses[status] = Reply(
+                STATUSES[status].description, ERROR_MODEL, ERROR_HEADERS.get(status, ())
+            )
+
+    def replies(self) -> dict[int, Reply]:
+        """The responses with what every one carries; for an idempotent write,
+        those its view answers can be replayed (not the refusals before it)."""
+        replies = {}
+        for status, reply in sorted(self.responses.items()):
+            headers = EVERY_RESPONSE + reply.headers
+            if self.idempotent and status < 500 and status not in (401, 403, 429):
+                headers += ("Idempotent-Replayed",)
+                if status == 409:
+                    headers += ("Retry-After",)
+            replies[status] = Reply(reply.description, reply.model, headers)
+        return replies
+
+
+def operation_of(function) -> Operation:
+    """The Operation a view function's decorators record into (created on first use;
+    functools.wraps carries it to every wrapper)."""
+    if "openapi" not in function.__dict__:
+        function.openapi = Operation()
+    return function.openapi
+
+
+@dataclass(frozen=True)
+class Route:
+    """A resource at a Flask URL rule (such as /books/<int:book_id>), under a tag."""
+
+    rule: str
+    resource: type
+    tag: str
+
+
+RULE_PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
+PATH_SCHEMAS = {
+    "int": ID,
+    "string": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"},
+}
+
+
+def path_template(rule: str) -> str:
+    """/books/<int:book_id> -> /books/{book_id}"""
+    return RULE_PARAMETER.sub(r"{\2}", rule)
+
+
+def path_parameters(rule: str) -> list[dict]:
+    return [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": PATH_SCHEMAS[converter or "string"],
+        }
+        for converter, name in RULE_PARAMETER.findall(rule)
+    ]
+
+
+def operation_id(resource: type, method: str) -> str:
+    """get_book, post_book_loans: the method and the resource's name in snake case
+    (the ids Flask-RESTX gives the same operations in swagger.json)."""
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", resource.__name__).lower()
+    return f"{method}_{snake}"
+
+
+def operations(routes: list[Route]):
+    """(route, method, view function) for every operation, in a stable order."""
+    for route in routes:
+        for method in METHODS:
+            if method.upper() in route.resource.methods:
+                yield route, method, getattr(route.resource, method)
+
+
+# Settings the documents' prose may name as {NAME}: the text says what this
+# deployment does, not what the defaults are.
+DOCUMENTED_SETTINGS = ("LOAN_DAYS", "MAX_OPEN_LOANS")
+SETTING = re.compile(r"\{(" + "|".join(DOCUMENTED_SETTINGS) + r")\}")
+
+
+class Document:
+    """Builds one OpenAPI document from the routes of one or more features."""
+
+    def __init__(self, models: list[Model], settings: dict):
+        self.settings = settings
+        self.models = {ERROR_MODEL.name: ERROR_MODEL}
+        for model in models:
+            known = self.models.setdefault(model.name, model)
+            if known.schema is not model.schema and known.schema != model.schema:
+                raise ValueError(f"two different schemas are named {model.name!r}")
+        # A registered schema found inside another becomes a $ref to it.
+        self.by_identity = {id(model.schema): model for model in self.models.values()}
+
+    def build(self, info: dict, tags: list[dict], routes: list[Route]) -> dict:
+        paths: dict[str, dict] = {}
+        for route, method, view in operations(routes):
+            item = paths.setdefault(path_template(route.rule), {})
+            item[method] = self.operation(route, method, view)
+        return {
+            "openapi": OPENAPI_VERSION,
+            "info": {"version": API_VERSION, **info},
+            "servers": [{"url": "/"}],
+            "tags": tags,
+            "paths": paths,
+            "components": {
+                "schemas": {
+                    name: self.schema(model.schema, top=True)
+                    for name, model in sorted(self.models.items())
+                },
+                "parameters": {
+                    name: {"name": name, "in": "header", "required": False, **header}
+                    for name, header in REQUEST_HEADERS.items()
+                },
+                "headers": RESPONSE_HEADERS,
+                "securitySchemes": SECURITY_SCHEMES,
+            },
+        }
+
+    def operation(self, route: Route, method: str, view) -> dict:
+        declared = operation_of(view)
+        summary, description = summarize(self.prose(view.__doc__ or ""))
+        operation = {
+            "operationId": operation_id(route.resource, method),
+            "tags": [route.tag],
+            "summary": summary,
+        }
+        if description != summary:
+            operation["description"] = description
+        operation["security"] = TOKEN_SECURITY.get(declared.security, [])
+        operation["parameters"] = self.parameters(route, declared)
+        if declared.body is not None:
+            operation["requestBody"] = {
+                "required": declared.body_required,
+                "content": {JSON: {"schema": self.ref(declared.body)}},
+            }
+        operation["responses"] = {
+            str(status): self.response(reply)
+            for status, reply in declared.replies().items()
+        }
+        return operation
+
+    def parameters(self, route: Route, declared: Operation) -> list[dict]:
+        parameters = path_parameters(route.rule)
+        for name, schema in declared.query.items():
+            parameter = {"name": name, "in": "query", "required": False}
+            if "description" in schema:
+                parameter["description"] = schema["description"]
+            parameters.append({**parameter, "schema": schema})
+        headers = list(declared.headers)
+        if declared.idempotent:
+            headers.append(IDEMPOTENCY_KEY)
+        for name in headers + ["X-Request-ID"]:
+            parameters.append({"$ref": f"#/components/parameters/{name}"})
+        return parameters
+
+    def response(self, reply: Reply) -> dict:
+        response = {
+            "description": self.prose(reply.description),
+            "headers": {
+                name: {"$ref": f"#/components/headers/{name}"} for name in reply.headers
+            },
+        }
+        if reply.model is not None:
+            response["content"] = {JSON: {"schema": self.ref(reply.model)}}
+        return response
+
+    def prose(self, text: str) -> str:
+        return SETTING.sub(lambda match: str(self.settings[match[1]]), text.strip())
+
+    def ref(self, model: Model) -> dict:
+        if self.models.get(model.name) is not model:
+            raise ValueError(f"the schema {model.name!r} is not registered")
+        return {"$ref": f"#/components/schemas/{model.name}"}
+
+    def schema(self, node, top: bool = False):
+        """A copy of a JSON Schema in which every registered schema nested in it
+        is a $ref (a page's items refer to the item's own schema)."""
+        if isinstance(node, dict):
+            if not top and id(node) in self.by_identity:
+                return self.ref(self.by_identity[id(node)])
+            return {key: self.schema(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [self.schema(item) for item in node]
+        return node
+
+
+def summarize(docstring: str) -> tuple[str, str]:
+    """A docstring's first sentence (the summary), and all of it with each
+    paragraph on one line (the description)."""
+    paragraphs = [
+        " ".join(line.strip() for line in paragraph.splitlines())
+        for paragraph in docstring.strip().split("\n\n")
+    ]
+    first, stop, _ = paragraphs[0].partition(". ")
+    return first + stop.strip(), "\n\n".join(paragraphs)
+
+
+def build(title: str, description: str, features: list, settings: dict) -> dict:
+    """The document of these features (each with its models, tags and routes)."""
+    models = [model for feature in features for model in feature.models]
+    tags = [
+        {"name": name, "description": about}
+        for feature in features
+        for name, about in feature.tags.items()
+    ]
+    if len({tag["name"] for tag in tags}) != len(tags):
+        raise ValueError("two features use the same tag")
+    routes = [route for feature in features for route in feature.routes]
+    info = {"title": title, "description": description}
+    return Document(models, settings).build(info, tags, routes)
+
+
+WHOLE_API = "myapp"
+
+
+class Documents:
+    """An app's documents, built and serialized once: each feature's by its name,
+    and the whole API's (every operation of every feature) as WHOLE_API."""
+
+    def __init__(self, features: list, config: dict):
+        settings = {name: config[name] for name in DOCUMENTED_SETTINGS}
+        self.documents = {
+            feature.name: build(feature.title, feature.description, [feature], settings)
+            for feature in features
+        }
+        self.documents[WHOLE_API] = build(
+            "myapp",
+            "The whole API: "
+            + "; ".join(
+                f"{feature.name}: {feature.description}" for feature in features
+            )
+            + ". The rules every operation shares are in docs/api.md.",
+            features,
+            settings,
+        )
+        self.bodies = {
+            name: json.dumps(document, indent=1).encode()
+            for name, document in self.documents.items()
+        }
+
+    def response(self, name: str = WHOLE_API) -> Response:
+        return Response(self.bodies[name], content_type=JSON)
