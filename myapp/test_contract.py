@@ -19,12 +19,11 @@ from sqlalchemy import delete
 
 from conftest import Account
 from myapp import create_app
-from myapp.books.models import isbn13
 from myapp.db import sql
 from myapp.openapi import WHOLE_API
 from myapp.schema import MAX_ID
 from myapp.sites.models import FREE_ID_ATTEMPTS, SiteModel
-from myapp.testing import ContractClient
+from myapp.testing import ContractClient, book_body
 
 DOCUMENT = (
     create_app(
@@ -38,17 +37,6 @@ OPERATIONS = {
     for path, item in DOCUMENT["paths"].items()
     for method, operation in item.items()
 }
-_serial = iter(range(10**8, 10**9))
-
-
-def book_body(**overrides) -> dict:
-    return {
-        "title": "Contract",
-        "author": "A. Writer",
-        "isbn": isbn13(next(_serial)),
-        "copies_total": 2,
-        **overrides,
-    }
 
 
 @dataclass

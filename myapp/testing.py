@@ -1,6 +1,7 @@
 """What every feature's tests share, and the bench and deploy tests with them (kept
 in the package so test modules in each feature can import them)."""
 
+import itertools
 import socket
 
 from flask.testing import FlaskClient
@@ -25,6 +26,28 @@ def assert_error(response, status: int, code: str) -> dict:
     assert body["code"] == code, body
     assert body["request_id"] == response.headers["X-Request-ID"]
     return body
+
+
+_serial = itertools.count(1)
+
+
+def next_serial() -> int:
+    """A number no other call in this test run got (for unique ISBNs, emails)."""
+    return next(_serial)
+
+
+def book_body(**overrides) -> dict:
+    """A valid new book, with an ISBN no other book of the run has."""
+    from myapp.books.models import isbn13
+
+    return {
+        "title": "Dune",
+        "author": "Frank Herbert",
+        "isbn": isbn13(next_serial()),
+        "published_year": 1965,
+        "copies_total": 3,
+        **overrides,
+    }
 
 
 def free_port() -> int:

@@ -1,7 +1,6 @@
 """The books feature on PostgreSQL and SQLite with a real Redis: the catalog, loans,
 idempotent borrowing, popular books, races against a live gunicorn, schemathesis."""
 
-import itertools
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -16,21 +15,8 @@ from conftest import PASSWORD, sign_in
 from myapp.books.models import BookModel, LoanModel, isbn13
 from myapp.db import sql
 from myapp.pagination import list_schema
-from myapp.testing import assert_error, assert_valid
+from myapp.testing import assert_error, assert_valid, book_body, next_serial
 from myapp.users.models import UserModel
-
-_serial = itertools.count(1)
-
-
-def book_body(**overrides) -> dict:
-    return {
-        "title": "Dune",
-        "author": "Frank Herbert",
-        "isbn": isbn13(next(_serial)),
-        "published_year": 1965,
-        "copies_total": 3,
-        **overrides,
-    }
 
 
 @pytest.fixture
@@ -861,7 +847,7 @@ def live_members(live, count):
     session = requests.Session()
     tokens = []
     for number in range(count):
-        email = f"racer{number}-{next(_serial)}@example.com"
+        email = f"racer{number}-{next_serial()}@example.com"
         body = {"email": email, "password": PASSWORD, "name": "Racer"}
         assert session.post(f"{live}/users/", json=body).status_code == 201
         pair = session.post(
