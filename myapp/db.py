@@ -132,6 +132,19 @@ limiter = Limiter(
     application_limits=[lambda: current_app.config["RATELIMIT_DEFAULT"]],
     default_limits_exempt_when=lambda: True,
 )
+
+
+@limiter.request_filter
+def is_cors_preflight() -> bool:
+    """A browser asks before a cross-origin request; only the request it then
+    sends counts. A counted preflight could spend an anonymous budget shared by
+    everyone behind one address, and a refused one reaches the page as a CORS
+    error it cannot read."""
+    return request.method == "OPTIONS" and "Access-Control-Request-Method" in (
+        request.headers
+    )
+
+
 cache = Cache()
 
 

@@ -34,8 +34,28 @@ def index():
     (that asks for text/html), JSON for everyone else."""
     features = [links(feature) for feature in current_app.extensions["myapp.features"]]
     if request.accept_mimetypes.best_match([JSON, "text/html"]) == "text/html":
-        return render_template("index.html", features=features)
-    return jsonify({"features": features, "openapi_url": "/openapi.json"})
+        response = current_app.make_response(
+            render_template("index.html", features=features)
+        )
+    else:
+        response = jsonify({"features": features, "openapi_url": "/openapi.json"})
+    response.vary.add("Accept")  # one URL, two representations: caches must know
+    return response
+
+
+# The documentation of each feature, served by its own blueprint.
+FEATURE_DOCUMENTATION = {"doc", "specs", "openapi"}
+
+
+@limiter.request_filter
+def is_documentation() -> bool:
+    """Documents and docs pages are not rate-limited: they are the same bytes for
+    everyone, and a page that loads four of them must not spend a client's
+    budget."""
+    endpoint = request.endpoint or ""
+    return endpoint.rpartition(".")[2] in FEATURE_DOCUMENTATION and (
+        request.blueprint in current_app.extensions["myapp.openapi"].documents
+    )
 
 
 @docs.get("/openapi.json")

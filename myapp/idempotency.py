@@ -45,7 +45,7 @@ def idempotent(view):
         if problems(HEADER_SCHEMA, key):
             raise bad_request(f"{HEADER} must be 1..255 visible ASCII characters")
         record_key = f"myapp:idempotency:{current_identity().user_id}:{digest(key)}"
-        fingerprint = digest(request.method, request.path, request.get_data())
+        fingerprint = request_fingerprint()
         pending = json.dumps({"state": "pending", "fingerprint": fingerprint})
         if not redis_store.set(record_key, pending, nx=True, ex=PENDING_SECONDS):
             return replay(record_key, fingerprint)
@@ -73,6 +73,19 @@ def digest(*parts) -> str:
         hashed.update(part if isinstance(part, bytes) else str(part).encode())
         hashed.update(b"\0")
     return hashed.hexdigest()
+
+
+def request_fingerprint() -> str:
+    """What makes two requests with one key the same request: the method, the path
+    and the JSON body, however it is spelled (key order, spacing; no body at all
+    is {}, as a generated client may send either)."""
+    raw = request.get_data()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    except (ValueError, RecursionError):
+        canonical = raw
+    return digest(request.method, request.path, canonical)
 
 
 def unpack(result) -> tuple:

@@ -11,6 +11,7 @@ every schema goes in as it is: nullable types, patterns, formats, bounds and
 """
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -283,6 +284,15 @@ class Document:
         for route, method, view in operations(routes):
             item = paths.setdefault(path_template(route.rule), {})
             item[method] = self.operation(route, method, view)
+        # Only the headers, parameters and schemes these operations use.
+        used = set(re.findall(r'"#/components/(\w+)/([^"]+)"', json.dumps(paths)))
+        schemes = {
+            scheme
+            for item in paths.values()
+            for operation in item.values()
+            for option in operation["security"]
+            for scheme in option
+        }
         return {
             "openapi": OPENAPI_VERSION,
             "info": {"version": API_VERSION, **info},
@@ -297,9 +307,18 @@ class Document:
                 "parameters": {
                     name: {"name": name, "in": "header", "required": False, **header}
                     for name, header in REQUEST_HEADERS.items()
+                    if ("parameters", name) in used
                 },
-                "headers": RESPONSE_HEADERS,
-                "securitySchemes": SECURITY_SCHEMES,
+                "headers": {
+                    name: header
+                    for name, header in RESPONSE_HEADERS.items()
+                    if ("headers", name) in used
+                },
+                "securitySchemes": {
+                    name: scheme
+                    for name, scheme in SECURITY_SCHEMES.items()
+                    if name in schemes
+                },
             },
         }
 
@@ -398,6 +417,23 @@ def build(title: str, description: str, features: list, settings: dict) -> dict:
 
 
 WHOLE_API = "myapp"
+# The rules every operation shares, in the project's own words: the whole API's
+# document carries them as its description, so they travel with every client.
+SHARED_RULES = os.path.join(
+    os.path.dirname(os.path.dirname(__file__)), "docs", "api.md"
+)
+SHARED_RULES_ELSEWHERE = (
+    "The rules every operation shares (errors, tokens, lists, conditional "
+    "requests, Idempotency-Key, rate limits, CORS) are the description of "
+    "/openapi.json, the document of the whole API."
+)
+
+
+def shared_rules() -> str:
+    """docs/api.md without its title (the document's info has one)."""
+    with open(SHARED_RULES, encoding="utf-8") as page:
+        title, _, rules = page.read().partition("\n")
+    return rules.strip()
 
 
 class Documents:
@@ -407,19 +443,15 @@ class Documents:
     def __init__(self, features: list, config: dict):
         settings = {name: config[name] for name in DOCUMENTED_SETTINGS}
         self.documents = {
-            feature.name: build(feature.title, feature.description, [feature], settings)
+            feature.name: build(
+                feature.title,
+                f"{feature.description}.\n\n{SHARED_RULES_ELSEWHERE}",
+                [feature],
+                settings,
+            )
             for feature in features
         }
-        self.documents[WHOLE_API] = build(
-            "myapp",
-            "The whole API: "
-            + "; ".join(
-                f"{feature.name}: {feature.description}" for feature in features
-            )
-            + ". The rules every operation shares are in docs/api.md.",
-            features,
-            settings,
-        )
+        self.documents[WHOLE_API] = build("myapp", shared_rules(), features, settings)
         self.bodies = {
             name: json.dumps(document, indent=1).encode()
             for name, document in self.documents.items()

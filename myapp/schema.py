@@ -47,10 +47,14 @@ def ecma_pattern(validator, pattern, instance, schema):
 
 
 Validator = validators.extend(Draft202012Validator, {"pattern": ecma_pattern})
-# Text a person typed: not blank, no control characters (PostgreSQL cannot store
-# NUL, and no name, title or search term needs a newline).
-TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
-EMAIL_PATTERN = r"^[^\x00-\x20\x7f@]+@[^\x00-\x20\x7f@]+$"
+# Text a person typed: no control character (C0, DEL or C1: PostgreSQL cannot store
+# NUL, and no name, title or search term needs a newline), and not blank: at least
+# one character that is not a space of any kind. Written with explicit ranges, so
+# ECMA-262 (clients) and Python read them alike.
+CONTROLS = r"\x00-\x1f\x7f-\x9f"
+SPACES = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+TEXT_PATTERN = rf"^[^{CONTROLS}]*[^{CONTROLS}{SPACES}][^{CONTROLS}]*$"
+EMAIL_PATTERN = rf"^[^{CONTROLS}{SPACES}@]+@[^{CONTROLS}{SPACES}@]+$"
 # id(schema) -> (schema, validator). Schemas are module constants, so ids are stable;
 # keeping the schema in the value keeps its id from being reused.
 _compiled: dict[int, tuple[dict, Validator]] = {}
@@ -114,7 +118,8 @@ def text(max_length: int, **extra) -> dict:
 def email_address(**extra) -> dict:
     return {
         "type": "string",
-        "format": "email",
+        # Any script, as the server takes them (RFC 6531), not ASCII only.
+        "format": "idn-email",
         "maxLength": 254,
         "pattern": EMAIL_PATTERN,
         **extra,
@@ -165,6 +170,21 @@ def validate(schema: dict, instance: Any) -> Any:
     return instance
 
 
+def json_number(text: str) -> int | float:
+    """A JSON number with a fraction or exponent. A whole one (2.0, 1e2) is the
+    same number as 2 or 100, and JSON Schema takes it for an integer: read it as
+    one, so it is stored, answered and hashed into ETags as 2, whatever the
+    spelling."""
+    number = float(text)
+    return int(number) if number.is_integer() else number
+
+
+def not_json(text: str):
+    """NaN, Infinity and -Infinity: Python's json reads them, JSON has no such
+    literals."""
+    raise ValueError(f"{text} is not JSON")
+
+
 def json_body() -> Any:
     """The request's JSON body: 415 unless it is application/json, 400 if malformed."""
     if not request.is_json:
@@ -173,7 +193,7 @@ def json_body() -> Any:
         )
     raw = request.get_data(cache=True)
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_float=json_number, parse_constant=not_json)
         # JSON may escape lone UTF-16 surrogates ("\ud800") that no UTF-8 text,
         # database or hash function accepts; refuse them here, once.
         json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -1,6 +1,7 @@
 """The books feature on PostgreSQL and SQLite with a real Redis: the catalog, loans,
 idempotent borrowing, popular books, races against a live gunicorn, schemathesis."""
 
+import json
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -966,11 +967,51 @@ def test_nulls_sort_as_largest_on_both_databases(client, add_book, sort, first):
 
 
 @pytest.mark.parametrize("field", ["title", "author"])
-def test_a_trailing_newline_is_not_text(app, client, staff, field):
+@pytest.mark.parametrize(
+    "value",
+    ["Dune\n", "Du\u0085ne", "\u00a0", "\u3000\u2003", "\ufeff"],
+    ids=["newline", "C1-control", "no-break-space", "ideographic-spaces", "bom"],
+)
+def test_control_characters_and_blanks_are_not_text(app, client, staff, field, value):
     response = client.post(
-        "/books/", json=book_body(**{field: "Dune\n"}), headers=staff.headers
+        "/books/", json=book_body(**{field: value}), headers=staff.headers
     )
     assert_error(response, 400, "validation_error")
+    assert book_total(app) == 0
+
+
+def test_text_in_any_script_with_inner_spaces_is_text(client, staff):
+    body = book_body(title="\u00a0Война\u3000и мир ", author="Лев Толстой")
+    response = client.post("/books/", json=body, headers=staff.headers)
+    assert response.status_code == 201 and response.get_json()["title"] == body["title"]
+
+
+@pytest.mark.parametrize("spelling", ["2.0", "2e0", "0.2e1", "20E-1"])
+def test_a_whole_number_is_an_integer_however_it_is_spelled(client, staff, spelling):
+    """JSON Schema takes 2.0 for the integer 2: it is stored, answered and tagged
+    as 2, so the 201's ETag is the one a later read gives."""
+    raw = json.dumps(book_body(copies_total=0)).replace(
+        '"copies_total": 0', f'"copies_total": {spelling}'
+    )
+    created = client.post(
+        "/books/", data=raw, content_type="application/json", headers=staff.headers
+    )
+    assert created.status_code == 201
+    assert created.get_json()["copies_total"] == 2
+    assert '"copies_total":2,' in created.get_data(as_text=True).replace(" ", "")
+    read = client.get(f"/books/{created.get_json()['id']}")
+    assert read.headers["ETag"] == created.headers["ETag"]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_numbers_are_a_bad_request(app, client, staff, literal):
+    raw = json.dumps(book_body(copies_total=0)).replace(
+        '"copies_total": 0', f'"copies_total": {literal}'
+    )
+    response = client.post(
+        "/books/", data=raw, content_type="application/json", headers=staff.headers
+    )
+    assert_error(response, 400, "bad_request")
     assert book_total(app) == 0
 
 
@@ -994,6 +1035,23 @@ def test_popular_is_fresh_after_delete_and_copy_changes(
     assert [
         book["title"] for book in client.get("/books/popular").get_json()["items"]
     ] == ["Kept"]
+
+
+@pytest.mark.parametrize("retry_body", ["{}", " { } ", ""])
+def test_a_retry_with_or_without_an_empty_body_is_the_same_request(
+    client, member, add_book, retry_body
+):
+    """A generated client may send {} where another sends nothing: one request."""
+    book = add_book()
+    first = borrow(client, member, book["id"], **{"Idempotency-Key": "same-body"})
+    retry = client.post(
+        f"/books/{book['id']}/loans",
+        data=retry_body,
+        content_type="application/json",
+        headers={**member.headers, "Idempotency-Key": "same-body"},
+    )
+    assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_json() == first.get_json()
 
 
 def test_an_idempotency_record_lives_24_hours(client, member, add_book, redis_client):

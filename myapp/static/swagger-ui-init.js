@@ -17,5 +17,8 @@ window.addEventListener("load", function () {
     displayRequestDuration: true,
     filter: true,
     docExpansion: "list",
+    // No badge from Swagger's online validator: it would send the document's
+    // URL to a third party (and the page's CSP loads nothing from elsewhere).
+    validatorUrl: null,
   });
 });
