@@ -12,6 +12,7 @@ from myapp.api import DatabaseIdConverter
 from myapp.db import cache, cors, jwt, limiter, redis_store, sql
 from myapp.errors import register_error_handlers
 from myapp.openapi import REQUEST_HEADERS, RESPONSE_HEADERS
+from myapp.schema import read_json_body
 from myapp.settings import load_config, redis_timeouts
 from myapp.books import blueprint as books_blueprint
 from myapp.sites import blueprint as sites_blueprint
@@ -49,6 +50,8 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
         allow_headers=ALLOWED_HEADERS,
         max_age=600,
     )
+    # The body is read before the rate limits are counted (myapp/schema.py).
+    app.before_request(read_json_body)
     limiter.init_app(app)
     cache.init_app(app)
     jwt.init_app(app)

@@ -4,6 +4,7 @@ from here, never from the app."""
 import sys
 import time
 import weakref
+from functools import wraps
 
 from flask import current_app, g, has_request_context, request
 from flask_caching import Cache
@@ -14,10 +15,13 @@ from flask_limiter import Limiter
 from flask_redis import FlaskRedis
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session
+from redis.exceptions import RedisError
 from limits.storage import RedisStorage
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+
+from myapp import telemetry
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Stable constraint names, so migrations can alter them on every database.
@@ -34,6 +38,24 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def limit_key(function):
+    """A rate limit's key function that cannot raise. Flask-Limiter takes any
+    exception while it counts for its storage failing, and counts in each
+    process's memory from then on; a key that cannot be made is logged and counted
+    against the client's address instead."""
+
+    @wraps(function)
+    def key() -> str:
+        try:
+            return function()
+        except Exception:
+            current_app.logger.error("A rate limit key failed", exc_info=True)
+            return "ip:" + (request.remote_addr or "unknown")
+
+    return key
+
+
+@limit_key
 def rate_limit_key() -> str:
     """Rate limits count per user when a valid token came with the request, else per
     client address (the proxy-corrected one when TRUSTED_PROXIES is set)."""
@@ -105,7 +127,13 @@ class RedisHitStorage(RedisStorage):
         self.lua_hit = self.get_connection().register_script(self.SCRIPT_HIT)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        count, ttl = self.lua_hit([self.prefixed_key(key)], [expiry, amount])
+        try:
+            count, ttl = self.lua_hit([self.prefixed_key(key)], [expiry, amount])
+        except RedisError:
+            # Flask-Limiter counts in memory from here on: say so, where operators
+            # look (the log, /metrics; /readiness names Redis).
+            telemetry.rate_limits_in_memory()
+            raise
         if has_request_context():
             g.setdefault("rate_limit_hits", {})[key] = (count, time.time() + ttl)
         return count

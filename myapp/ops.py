@@ -27,6 +27,8 @@ DOCS_CSP = (
 )
 HSTS = "max-age=31536000; includeSubDomains"
 
+IN_MEMORY = "counted in each process's memory until Redis answers"
+
 ops = Blueprint("ops", __name__)
 limiter.exempt(ops)
 
@@ -44,11 +46,14 @@ def readiness():
     checks = {"database": database_answers(), "redis": redis_answers()}
     down = [name for name, ok in checks.items() if not ok]
     if down:
+        details = [{"field": name, "problem": "unreachable"} for name in down]
+        if "redis" in down:
+            details.append({"field": "rate_limits", "problem": IN_MEMORY})
         raise ApiError(
             503,
             "service_unavailable",
             f"Not ready: {', '.join(down)} unreachable",
-            [{"field": name, "problem": "unreachable"} for name in down],
+            details,
             headers={"Retry-After": "5"},
         )
     return jsonify({"status": "ok", "checks": {name: "ok" for name in checks}})

@@ -9,7 +9,7 @@ import re
 from functools import cache
 from typing import Any
 
-from flask import request
+from flask import g, request
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
@@ -186,12 +186,30 @@ def not_json(text: str):
 
 
 def json_body() -> Any:
-    """The request's JSON body: 415 unless it is application/json, 400 if malformed."""
+    """The request's JSON body: 415 unless it is application/json, 400 if malformed
+    (413 if too large). Parsed once per request, by `read_json_body` when the
+    request came in."""
     if not request.is_json:
         raise ApiError(
             415, "unsupported_media_type", "Request body must be application/json"
         )
-    raw = request.get_data(cache=True)
+    if "json_body" not in g:
+        g.json_body = parse_json(request.get_data(cache=True))
+    return g.json_body
+
+
+def read_json_body() -> None:
+    """Before anything else looks at it (a rate limit's key among them): a JSON
+    body is read and parsed once, as the request comes in. One that is not JSON
+    (or too large) is refused here, before any limit is counted, so no body can
+    make a limit misbehave."""
+    if request.is_json and (
+        request.content_length or request.headers.get("Transfer-Encoding")
+    ):
+        json_body()
+
+
+def parse_json(raw: bytes) -> Any:
     try:
         body = json.loads(raw, parse_float=json_number, parse_constant=not_json)
         # JSON may escape lone UTF-16 surrogates ("\ud800") that no UTF-8 text,

@@ -35,6 +35,20 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+RATE_LIMITS_IN_MEMORY = Counter(
+    "myapp_rate_limit_storage_failures_total",
+    "Times the rate limits fell back to counting in a process's memory because "
+    "Redis failed",
+)
+
+
+def rate_limits_in_memory() -> None:
+    RATE_LIMITS_IN_MEMORY.inc()
+    logging.getLogger(LOGGER).warning(
+        "Rate limit storage unreachable: limits count in this process's memory "
+        "until Redis answers again"
+    )
+
 
 class CurrentStderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (a gunicorn worker's, a test's

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from conftest import sign_in
 from myapp import create_app
 from myapp.db import sql
+from myapp.ops import IN_MEMORY
 from myapp.pagination import ListParams, link_header
 from myapp.schema import problems, validate
 from myapp.settings import ConfigError
@@ -384,7 +385,10 @@ def test_readiness_when_everything_answers(client):
 def test_readiness_names_redis_when_it_is_down(make_app):
     response = make_app(REDIS_URL=UNREACHABLE_REDIS).test_client().get("/readiness")
     body = assert_error(response, 503, "service_unavailable")
-    assert body["details"] == [{"field": "redis", "problem": "unreachable"}]
+    assert body["details"] == [
+        {"field": "redis", "problem": "unreachable"},
+        {"field": "rate_limits", "problem": IN_MEMORY},
+    ]
 
 
 def test_readiness_names_the_database_when_it_is_down(redis_url):

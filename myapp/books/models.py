@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     insert,
     select,
     update,
@@ -310,15 +311,24 @@ class LoanModel(SqlModel, sql.Model):
             BookModel.read_row_or_404(book_id)
             raise conflict("No copy of this book is left to borrow")
         now = utcnow()
-        due_at = now + timedelta(days=current_app.config["LOAN_DAYS"])
-        values = dict(book_id=book_id, user_id=user_id, borrowed_at=now, due_at=due_at)
+        config = current_app.config
+        values = dict(
+            book=book_id,
+            member=user_id,
+            now=now,
+            due=now + timedelta(days=config["LOAN_DAYS"]),
+            limit=config["MAX_OPEN_LOANS"],
+        )
         try:
-            loan = sql.session.execute(LoanStatements.add_loan, values).one()
+            loan = sql.session.execute(LoanStatements.add_loan, values).first()
         except IntegrityError:  # the partial unique index: one open loan per book
             # No savepoint (two round trips on every borrow): a refused borrow
             # writes nothing, so the whole transaction goes.
             sql.session.rollback()
             raise conflict("You already have this book on loan") from None
+        if loan is None:  # a loan committed while this one waited for the member
+            sql.session.rollback()
+            raise cap_reached()
         after_catalog_change()
         return loan
 
@@ -338,9 +348,8 @@ class LoanModel(SqlModel, sql.Model):
     def check_member_may_borrow(book_id: int, open_loans: list[int]) -> None:
         if book_id in open_loans:
             raise conflict("You already have this book on loan")
-        limit = current_app.config["MAX_OPEN_LOANS"]
-        if len(open_loans) >= limit:
-            raise conflict(f"You already have {limit} books on loan; return one first")
+        if len(open_loans) >= current_app.config["MAX_OPEN_LOANS"]:
+            raise cap_reached()
 
     @classmethod
     def get_for(cls, loan_id: int, identity) -> "LoanModel":
@@ -381,6 +390,11 @@ class LoanModel(SqlModel, sql.Model):
         sql.session.execute(LoanStatements.put_a_copy_back, {"book": loan.book_id})
         after_catalog_change()
         return loan
+
+
+def cap_reached():
+    limit = current_app.config["MAX_OPEN_LOANS"]
+    return conflict(f"You already have {limit} books on loan; return one first")
 
 
 Index(
@@ -472,7 +486,29 @@ class LoanStatements:
             times_borrowed=books.c.times_borrowed + 1,
         )
     )
-    add_loan = insert(loans).returning(*loans.c)
+    open_loans = (
+        select(func.count())
+        .select_from(loans)
+        .where(loans.c.user_id == bindparam("member"), loans.c.returned_at.is_(None))
+        .scalar_subquery()
+    )
+    # The loan goes in only while the member is under the cap, as this statement
+    # counts it. It runs after the member's row was locked, so it sees every loan
+    # committed before: the locking statement cannot, PostgreSQL keeping the view
+    # it had when it began to wait for the lock (read committed).
+    add_loan = (
+        insert(loans)
+        .from_select(
+            ["book_id", "user_id", "borrowed_at", "due_at"],
+            select(
+                bindparam("book", type_=loans.c.book_id.type),
+                bindparam("member", type_=loans.c.user_id.type),
+                bindparam("now", type_=loans.c.borrowed_at.type),
+                bindparam("due", type_=loans.c.due_at.type),
+            ).where(open_loans < bindparam("limit")),
+        )
+        .returning(*loans.c)
+    )
     return_any = (
         update(loans)
         .where(loans.c.id == bindparam("loan"), loans.c.returned_at.is_(None))

@@ -3,6 +3,7 @@ idempotent borrowing, popular books, races against a live gunicorn, schemathesis
 
 import json
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -500,6 +501,49 @@ def test_a_copy_gone_between_the_check_and_the_update(
     assert loan_count(app, book_id=book["id"]) == 0
 
 
+def test_a_borrow_that_waited_for_the_member_counts_the_loan_it_waited_for(
+    live, committing_app
+):
+    """Two borrows by a member one loan under the cap: the second begins while the
+    first holds the member's lock (just before its INSERT), and goes on once that
+    committed. It must count the loan it waited for, and be refused: PostgreSQL
+    keeps the view a statement had when it began to wait, so the cap is counted
+    again by the INSERT (on SQLite the second waits at BEGIN IMMEDIATE)."""
+    (member,) = live_members(live, 1)
+    for _ in range(4):
+        book = live_book(live, committing_app, copies=1)
+        assert requests.post(f"{live}/books/{book}/loans", headers=member).ok
+    first_book, second_book = (live_book(live, committing_app, 1) for _ in range(2))
+    second = {}
+    waiting = threading.Thread(
+        target=lambda: second.update(
+            response=committing_app.test_client().post(
+                f"/books/{second_book}/loans", headers=member
+            )
+        )
+    )
+
+    def interleave(_connection, _cursor, statement, *_):
+        if statement.startswith("INSERT INTO loans") and not second:
+            second["started"] = True
+            waiting.start()
+            time.sleep(0.5)  # the second borrow now waits for the member's lock
+
+    with committing_app.app_context():
+        engine = sql.engine
+    event.listen(engine, "before_cursor_execute", interleave)
+    try:
+        first = committing_app.test_client().post(
+            f"/books/{first_book}/loans", headers=member
+        )
+        waiting.join()
+    finally:
+        event.remove(engine, "before_cursor_execute", interleave)
+    assert first.status_code == 201
+    assert_error(second["response"], 409, "conflict")
+    assert open_loans_of(committing_app, member) == 5
+
+
 def test_no_copy_left_is_409(app, client, add_book, make_account):
     book = add_book(copies_total=1)
     assert borrow(client, make_account("member"), book["id"]).status_code == 201
@@ -914,6 +958,60 @@ def test_ten_parallel_retries_with_one_key_borrow_once(live, committing_app, att
             select(func.count()).where(LoanModel.book_id == book_id)
         )
         assert loans == 1 and sql.session.get(BookModel, book_id).copies_available == 2
+
+
+def race_borrows(live, member, book_ids):
+    """Borrow these books for one member, all at once: the statuses."""
+    barrier, statuses = threading.Barrier(len(book_ids)), []
+
+    def run(book_id):
+        barrier.wait()
+        url = f"{live}/books/{book_id}/loans"
+        statuses.append(requests.post(url, headers=member, timeout=30).status_code)
+
+    threads = [threading.Thread(target=run, args=(book,)) for book in book_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(statuses)
+
+
+def open_loans_of(committing_app, member) -> int:
+    token = member["Authorization"].split()[1]
+    with committing_app.app_context():
+        from flask_jwt_extended import decode_token
+
+        user_id = int(decode_token(token)["sub"])
+        return sql.session.scalar(
+            select(func.count()).where(
+                LoanModel.user_id == user_id, LoanModel.returned_at.is_(None)
+            )
+        )
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_borrows_at_once_keep_the_open_loan_cap(live, committing_app, attempt):
+    """A member with four open loans borrows four more books at once: one loan
+    fits under the cap of five, whichever worker each borrow reaches."""
+    (member,) = live_members(live, 1)
+    for book in [live_book(live, committing_app, copies=1) for _ in range(4)]:
+        assert requests.post(f"{live}/books/{book}/loans", headers=member).ok
+    more = [live_book(live, committing_app, copies=1) for _ in range(4)]
+    assert race_borrows(live, member, more) == [201, 409, 409, 409]
+    assert open_loans_of(committing_app, member) == 5
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_one_book_borrowed_at_once_by_one_member_is_one_loan(
+    live, committing_app, attempt
+):
+    (member,) = live_members(live, 1)
+    book = live_book(live, committing_app, copies=5)
+    assert race_borrows(live, member, [book] * 6) == [201] + [409] * 5
+    assert open_loans_of(committing_app, member) == 1
+    with committing_app.app_context():
+        assert sql.session.get(BookModel, book).copies_available == 4
 
 
 # --- The spec, fuzzed

@@ -1,12 +1,12 @@
 """/users: registration, tokens and sessions, your profile, and user admin."""
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_jwt_extended import get_jwt
 
 from myapp.api import Resource, make_api, no_content
 from myapp.auth import current_identity
 from myapp.conditional import check_if_match, created, single_response
-from myapp.db import after_commit, jwt, limiter, sql
+from myapp.db import after_commit, jwt, limit_key, limiter, sql
 from myapp.pagination import ListParams, list_schema, page_response
 from myapp.schema import json_body, text
 from myapp.users.models import (
@@ -56,26 +56,35 @@ USER_LIST = ListParams(
 SESSION_LIST = ListParams(["created_at", "refreshed_at"], "-created_at")
 
 
+@limit_key
 def login_rate_key() -> str:
-    body = request.get_json(silent=True)
+    """Sign-in attempts count per client address and account (the body was parsed,
+    and refused if it is not JSON, before any limit is counted)."""
+    body = g.get("json_body")
     email = body.get("email") if isinstance(body, dict) else None
     email = email.lower() if isinstance(email, str) else ""
     return f"login:{request.remote_addr}:{email}"
+
+
+def sends_current_password() -> bool:
+    body = g.get("json_body")
+    return isinstance(body, dict) and "current_password" in body
 
 
 login_limit = limiter.limit(
     lambda: current_app.config["RATELIMIT_LOGIN"], key_func=login_rate_key
 )
 # Guessing a password through PATCH /users/me (with a stolen token) is throttled like
-# signing in: only wrong current_password answers count.
+# signing in: every request that sends current_password counts, before it is
+# checked, so parallel guesses cannot get past the limit.
 reauth_limit = limiter.limit(
     lambda: current_app.config["RATELIMIT_LOGIN"],
-    key_func=lambda: f"reauth:{current_identity().user_id}",
-    deduct_when=lambda response: response.status_code == 401,
+    key_func=limit_key(lambda: f"reauth:{g.user_id}"),
+    exempt_when=lambda: not sends_current_password(),
 )
 register_limit = limiter.limit(
     lambda: current_app.config["RATELIMIT_REGISTER"],
-    key_func=lambda: f"register:{request.remote_addr}",
+    key_func=limit_key(lambda: f"register:{request.remote_addr}"),
 )
 
 
