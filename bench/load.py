@@ -48,16 +48,20 @@ def load_users(db: psycopg.Connection) -> dict:
     """MEMBERS members (ids 1..MEMBERS) and one staff account, all with PASSWORD
     (hashed once: Argon2 per row would dominate the load)."""
     password_hash = PasswordHasher().hash(PASSWORD)
+    # Lowercase ASCII addresses: each is its own canonical form (users.models).
     db.execute(
-        """INSERT INTO users (email, name, role, password_hash, created_at, updated_at)
-        SELECT 'member' || n || '@bench.example', 'Member ' || n, 'member', %(hash)s,
-               now(), now()
+        """INSERT INTO users (email, email_canonical, name, role, password_hash,
+                              created_at, updated_at)
+        SELECT 'member' || n || '@bench.example', 'member' || n || '@bench.example',
+               'Member ' || n, 'member', %(hash)s, now(), now()
         FROM generate_series(1, %(members)s) AS n""",
         {"hash": password_hash, "members": MEMBERS},
     )
     db.execute(
-        """INSERT INTO users (email, name, role, password_hash, created_at, updated_at)
-        VALUES ('staff@bench.example', 'Bench Staff', 'staff', %s, now(), now())""",
+        """INSERT INTO users (email, email_canonical, name, role, password_hash,
+                              created_at, updated_at)
+        VALUES ('staff@bench.example', 'staff@bench.example', 'Bench Staff', 'staff',
+                %s, now(), now())""",
         (password_hash,),
     )
     return {"members": MEMBERS, "staff": 1}

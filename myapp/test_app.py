@@ -514,7 +514,7 @@ def test_the_flask_db_commands_migrate_but_a_server_never_loads_alembic(
     current = subprocess.run(
         flask + ["current"], cwd=root, env=env, capture_output=True, text=True
     )
-    assert "0004_counts_search (head)" in current.stdout
+    assert "0005_canonical_emails (head)" in current.stdout
     served = subprocess.run(
         [sys.executable, "-c", "import sys, wsgi; print('alembic' in sys.modules)"],
         cwd=root,

@@ -15,6 +15,7 @@ from myapp.users.models import (
     SessionModel,
     UserModel,
     bad_credentials,
+    canonical_email,
     token_pair,
 )
 
@@ -62,7 +63,7 @@ def login_rate_key() -> str:
     and refused if it is not JSON, before any limit is counted)."""
     body = g.get("json_body")
     email = body.get("email") if isinstance(body, dict) else None
-    email = email.lower() if isinstance(email, str) else ""
+    email = canonical_email(email) if isinstance(email, str) else ""
     return f"login:{request.remote_addr}:{email}"
 
 

@@ -1,5 +1,6 @@
 """Users (SQL) and their sessions (Redis), and the tokens a session issues."""
 
+import unicodedata
 import uuid
 from datetime import timedelta
 from functools import cache
@@ -8,9 +9,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, request
 from flask_jwt_extended import create_access_token, create_refresh_token
-from sqlalchemy import CheckConstraint, Index, String, func, select
+from sqlalchemy import CheckConstraint, Index, String, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from myapp.auth import ROLES
 from myapp.db import redis_store, sql
@@ -19,7 +20,6 @@ from myapp.model import (
     SqlModel,
     Timestamped,
     contains_any_case,
-    equals_any_case,
     iso,
     utcnow,
 )
@@ -29,6 +29,15 @@ from myapp.schema import TIMESTAMP, email_address, record, text, validate
 NAME = text(100)
 PASSWORD = {"type": "string", "minLength": 10, "maxLength": 128}
 ROLE = {"type": "string", "enum": list(ROLES)}
+
+
+def canonical_email(address: str) -> str:
+    """The one form of an address that uniqueness, sign-in and every rate limit
+    key use: compatibility-normalised (full-width letters, the Kelvin sign) and
+    case-folded (ß is ss), in Python alone, so no database's idea of lower() can
+    make two spellings one account for one purpose and two for another."""
+    folded = unicodedata.normalize("NFKC", address).casefold()
+    return unicodedata.normalize("NFKC", folded)
 
 
 def bad_credentials(message: str = "Invalid email or password") -> ApiError:
@@ -42,7 +51,8 @@ class UserModel(SqlModel, Timestamped, sql.Model):
     label = "User"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(254))
+    email: Mapped[str] = mapped_column(String(254))  # as it was given
+    email_canonical: Mapped[str] = mapped_column(String(512))
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(16), default="member")
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -96,6 +106,12 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         "properties": {"name": NAME, "role": ROLE},
     }
 
+    @validates("email")
+    def keep_canonical_email(self, _key: str, address: str) -> str:
+        """Whoever sets an address sets its canonical form with it."""
+        self.email_canonical = canonical_email(address)
+        return address
+
     def as_json(self) -> dict:
         return {
             "id": self.id,
@@ -108,7 +124,7 @@ class UserModel(SqlModel, Timestamped, sql.Model):
 
     @classmethod
     def by_email(cls, email: str) -> "UserModel | None":
-        statement = select(cls).where(equals_any_case(cls.email, email))
+        statement = select(cls).where(cls.email_canonical == canonical_email(email))
         return sql.session.scalars(statement).first()
 
     @classmethod
@@ -129,8 +145,12 @@ class UserModel(SqlModel, Timestamped, sql.Model):
             raise conflict("A user with this email already exists")
         user = cls(email=data["email"], name=data["name"], role=role)
         user.set_password(data["password"])
-        sql.session.add(user)
-        sql.session.flush()
+        try:  # a concurrent registration of the same address
+            with sql.session.begin_nested():
+                sql.session.add(user)
+                sql.session.flush()
+        except IntegrityError:
+            raise conflict("A user with this email already exists") from None
         return user
 
     @classmethod
@@ -202,11 +222,10 @@ class UserModel(SqlModel, Timestamped, sql.Model):
             raise conflict("The last admin cannot be removed or demoted")
 
 
-# Emails compare case-insensitively; the address is kept as it was given.
-Index("uq_users_email_lower", func.lower(UserModel.email), unique=True)
+Index("uq_users_email_canonical", UserModel.email_canonical, unique=True)
 UserModel.sort_columns = {
     "id": UserModel.id,
-    "email": func.lower(UserModel.email),
+    "email": UserModel.email_canonical,
     "name": UserModel.name,
     "created_at": UserModel.created_at,
 }

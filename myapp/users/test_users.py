@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from conftest import PASSWORD, sign_in
 from myapp.db import sql
 from myapp.pagination import list_schema
-from myapp.testing import assert_error, assert_valid
+from myapp.testing import assert_error, assert_valid, next_serial
 from myapp.users.models import TOKEN_SCHEMA, SessionModel, UserModel
 
 NEW_USER = {"email": "Ada@Example.com", "password": "analytical engine", "name": "Ada"}
@@ -801,6 +801,55 @@ def test_emails_compare_case_insensitively_in_any_script(app, client):
     )
     assert_error(duplicate, 409, "conflict")
     sign_in(client, "ÉMILE.ØRSTED@EXAMPLE.COM", body["password"])
+
+
+# (another spelling, whether it is the same address) for kiwi-…@example.com
+SPELLINGS = {
+    "upper": ("KIWI-{n}@EXAMPLE.COM", True),
+    "full-width": ("\uff4b\uff49\uff57\uff49-{n}@example.com", True),
+    "kelvin-sign": ("\u212aiwi-{n}@example.com", True),
+    "dotted-capital-i": ("k\u0130wi-{n}@example.com", False),
+    "dotless-i": ("k\u0131wi-{n}@example.com", False),
+}
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS, ids=list(SPELLINGS))
+def test_one_address_is_one_identity_for_uniqueness_sign_in_and_limits(
+    make_app, spelling
+):
+    """Registering, signing in and the sign-in limit agree on whether two spellings
+    are one address, on both databases: five wrong passwords under one spelling
+    lock every spelling of the same address, and no other."""
+    client = make_app(RATELIMIT_LOGIN="5 per minute").test_client()
+    serial = next_serial()
+    address = f"kiwi-{serial}@example.com"
+    other, same = SPELLINGS[spelling]
+    other = other.format(n=serial)
+    body = {"email": address, "password": PASSWORD, "name": "Kiwi"}
+    assert client.post("/users/", json=body).status_code == 201
+    registered = client.post("/users/", json={**body, "email": other})
+    assert registered.status_code == (409 if same else 201)
+    if not same:  # the other spelling is an account of its own
+        signed_in = client.post(
+            "/users/tokens", json={"email": other, "password": PASSWORD}
+        )
+        assert signed_in.status_code == 201
+    for _ in range(5):
+        wrong = {"email": address, "password": "a wrong password"}
+        assert client.post("/users/tokens", json=wrong).status_code == 401
+    right = client.post("/users/tokens", json={"email": other, "password": PASSWORD})
+    assert right.status_code == (429 if same else 201)
+
+
+def test_sharp_s_and_ss_are_one_address(client):
+    body = {"email": "strasse@example.com", "password": PASSWORD, "name": "S"}
+    assert client.post("/users/", json=body).status_code == 201
+    assert_error(
+        client.post("/users/", json={**body, "email": "STRAẞE@example.com"}),
+        409,
+        "conflict",
+    )
+    assert sign_in(client, "straße@example.com", PASSWORD)["access_token"]
 
 
 @pytest.mark.parametrize("attempt", range(3))
