@@ -25,6 +25,9 @@ class Config:
     CORS_ORIGINS: list[str] = []
     # How many reverse proxies (nginx) sit in front; their X-Forwarded-* are trusted.
     TRUSTED_PROXIES = 0
+    # Clients that may read /metrics (a Prometheus on this host by default); to
+    # anyone else it does not exist (404), whichever port they came in by.
+    METRICS_NETWORKS = ["127.0.0.0/8", "::1/128"]
     RESTX_ERROR_404_HELP = False
     RESTX_MASK_SWAGGER = False
     PROPAGATE_EXCEPTIONS = False

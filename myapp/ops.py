@@ -2,13 +2,14 @@
 (request id, security headers) and leaves behind (an access log line, metrics)."""
 
 import time
+from ipaddress import ip_address, ip_network
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from sqlalchemy import text
 
 from myapp import telemetry
 from myapp.db import limiter, redis_store, sql
-from myapp.errors import ApiError
+from myapp.errors import STATUSES, ApiError
 from myapp.tracing import request_id
 
 SECURITY_HEADERS = {
@@ -61,9 +62,20 @@ def readiness():
 
 @ops.get("/metrics")
 def metrics():
-    """Prometheus text: request counts and latencies by endpoint and status."""
+    """Prometheus text: request counts and latencies by endpoint and status; only
+    for clients in METRICS_NETWORKS (a 404 to others, as for any unknown URL)."""
+    if not from_networks(request.remote_addr, current_app.config["METRICS_NETWORKS"]):
+        raise ApiError(404, "not_found", STATUSES[404].message)
     body, content_type = telemetry.metrics_text()
     return Response(body, content_type=content_type)
+
+
+def from_networks(address: str | None, networks: list[str]) -> bool:
+    try:
+        client = ip_address(address or "")
+    except ValueError:
+        return False
+    return any(client in ip_network(network, strict=False) for network in networks)
 
 
 def database_answers() -> bool:

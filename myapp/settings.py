@@ -6,6 +6,7 @@ Config is read only here, when the app is made, never at import time.
 import json
 import os
 from datetime import timedelta
+from ipaddress import ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -143,6 +144,11 @@ def find_problems(config: dict) -> list[str]:
         parts = urlsplit(origin)
         if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
             problems.append(f"CORS_ORIGINS entry {origin!r} is not an origin")
+    for network in config.get("METRICS_NETWORKS") or []:
+        try:
+            ip_network(network, strict=False)
+        except ValueError:
+            problems.append(f"METRICS_NETWORKS entry {network!r} is not a network")
     return problems
 
 

@@ -9,6 +9,7 @@ worker writes its own files and /metrics adds them up.
 import logging
 import os
 import sys
+from http import HTTPStatus
 
 from flask import Flask, g, has_request_context
 from prometheus_client import (
@@ -89,12 +90,25 @@ def configure_logging(app: Flask) -> None:
     logger.propagate = False
 
 
+# Label values come from closed sets, whatever a client sends: each new value
+# would be a new series with a whole histogram, in every worker, for good.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+KNOWN_STATUSES = frozenset(status.value for status in HTTPStatus)
+
+
+def metric_labels(request, response) -> tuple[str, str, str]:
+    """method, endpoint (a route template, or "unmatched"), status (or "other")."""
+    method = request.method if request.method in KNOWN_METHODS else "other"
+    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+    status = response.status_code
+    return method, endpoint, str(status) if status in KNOWN_STATUSES else "other"
+
+
 def log_request(request, response, duration: float) -> None:
     """The access log line, and the request's metrics."""
-    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-    status = str(response.status_code)
-    REQUESTS.labels(request.method, endpoint, status).inc()
-    LATENCY.labels(request.method, endpoint, status).observe(duration)
+    method, endpoint, status = metric_labels(request, response)
+    REQUESTS.labels(method, endpoint, status).inc()
+    LATENCY.labels(method, endpoint, status).observe(duration)
     logging.getLogger(ACCESS_LOGGER).info(
         "request",
         extra={

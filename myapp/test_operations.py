@@ -3,6 +3,7 @@ caching of signed-in answers, and rate limits that see the real client behind a
 proxy."""
 
 import json
+import re
 
 import pytest
 import requests
@@ -172,3 +173,49 @@ def test_limited_responses_carry_rate_limit_headers(client):
     headers = client.get("/books/").headers
     for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
         assert int(headers[name]) >= 0
+
+
+# --- Metrics: closed label sets, and only for the configured networks
+
+
+def test_made_up_methods_and_paths_add_no_metric_series(client):
+    for number in range(60):
+        client.open(f"/no/such/path/{number}", method=f"BREW{number}")
+        client.open(f"/books/{number}", method="PROPFIND")
+    text = client.get("/metrics").get_data(as_text=True)
+    methods = set(re.findall(r'myapp_http_requests_total\{[^}]*method="([^"]+)"', text))
+    endpoints = set(
+        re.findall(r'myapp_http_requests_total\{[^}]*endpoint="([^"]+)"', text)
+    )
+    assert methods <= {
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+        "other",
+    }
+    assert "other" in methods
+    assert "/no/such/path/0" not in endpoints and "unmatched" in endpoints
+
+
+@pytest.mark.parametrize(
+    "address, networks, status",
+    [
+        ("203.0.113.5", None, 404),
+        ("127.0.0.1", None, 200),
+        ("203.0.113.5", ["203.0.113.0/24"], 200),
+        ("2001:db8::1", ["203.0.113.0/24"], 404),
+    ],
+)
+def test_metrics_answer_only_the_configured_networks(
+    make_app, address, networks, status
+):
+    config = {} if networks is None else {"METRICS_NETWORKS": networks}
+    client = make_app(**config).test_client()
+    response = client.get("/metrics", environ_base={"REMOTE_ADDR": address})
+    assert response.status_code == status
+    if status == 404:
+        assert_error(response, 404, "not_found")

@@ -89,6 +89,10 @@ register_limit = limiter.limit(
 )
 
 
+# An answer that carries tokens is kept by no cache (RFC 6749, 5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 def signed_in_user(*, for_update: bool = False) -> UserModel:
     user = sql.session.get(
         UserModel, current_identity().user_id, with_for_update=for_update
@@ -127,7 +131,7 @@ class Tokens(Resource):
     def post(self):
         """Sign in with email and password."""
         session = SessionModel.create(json_body())
-        return token_pair(session.user, session), 201
+        return token_pair(session.user, session), 201, NO_STORE
 
 
 @feature.route("/tokens/refresh", tag="tokens")
@@ -147,7 +151,7 @@ class TokenRefresh(Resource):
         if session is None or user is None:
             raise bad_credentials("Session has ended; sign in again")
         session.rotate(get_jwt()["jti"])
-        return token_pair(user, session), 201
+        return token_pair(user, session), 201, NO_STORE
 
 
 @feature.route("/tokens/current", tag="tokens")

@@ -841,6 +841,20 @@ def test_one_address_is_one_identity_for_uniqueness_sign_in_and_limits(
     assert right.status_code == (429 if same else 201)
 
 
+def test_answers_carrying_tokens_are_never_stored(client, member):
+    signed_in = client.post(
+        "/users/tokens", json={"email": member.email, "password": member.password}
+    )
+    refreshed = client.post(
+        "/users/tokens/refresh",
+        headers={"Authorization": f"Bearer {member.refresh_token}"},
+    )
+    for response in (signed_in, refreshed):
+        assert response.status_code == 201
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["Pragma"] == "no-cache"
+
+
 def test_sharp_s_and_ss_are_one_address(client):
     body = {"email": "strasse@example.com", "password": PASSWORD, "name": "S"}
     assert client.post("/users/", json=body).status_code == 201
