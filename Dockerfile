@@ -3,7 +3,7 @@
 # Not built on the project's own machines (they have no Docker engine); the VPS
 # path is deploy/. The base image is pinned to an exact release.
 
-FROM python:3.11.7-slim-bookworm AS build
+FROM python:3.11.14-slim-bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
@@ -12,7 +12,7 @@ RUN python -m venv /venv \
     && /venv/bin/pip install --no-cache-dir --disable-pip-version-check \
        -r /tmp/requirements.txt
 
-FROM python:3.11.7-slim-bookworm
+FROM python:3.11.14-slim-bookworm
 RUN adduser --system --group --home /app myapp
 COPY --from=build /venv /venv
 WORKDIR /app

@@ -11,15 +11,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Stamps: reinstall only when a requirements file changes.
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+$(VENV)/.runtime: requirements.txt requirements-run.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-run.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.dev: requirements.txt requirements-run.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
-$(VENV)/.clients: requirements.txt requirements-dev.txt requirements-clients.txt | $(BIN)/python
+$(VENV)/.clients: requirements.txt requirements-run.txt requirements-dev.txt \
+		requirements-clients.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-clients.txt
 	touch $(VENV)/.runtime $(VENV)/.dev $@
 
@@ -52,7 +53,8 @@ bench: $(VENV)/.bench
 		|| apt-get install -y -q wrk postgresql
 	$(BIN)/python -m bench.run
 
-$(VENV)/.bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
+$(VENV)/.bench: requirements.txt requirements-run.txt requirements-dev.txt \
+		requirements-bench.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	touch $(VENV)/.runtime $(VENV)/.dev $@
 

