@@ -19,7 +19,7 @@ from flask import current_app, request
 from myapp.auth import current_identity
 from myapp.db import after_commit, after_rollback, redis_store
 from myapp.errors import ApiError, bad_request
-from myapp.schema import problems
+from myapp.schema import problems, request_body
 
 HEADER = "Idempotency-Key"
 HEADER_SCHEMA = {
@@ -79,7 +79,7 @@ def request_fingerprint() -> str:
     """What makes two requests with one key the same request: the method, the path
     and the JSON body, however it is spelled (key order, spacing; no body at all
     is {}, as a generated client may send either)."""
-    raw = request.get_data()
+    raw = request_body()
     try:
         body = json.loads(raw) if raw.strip() else {}
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))

@@ -12,6 +12,7 @@ from typing import Any
 from flask import g, request
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from myapp.errors import ApiError
 
@@ -194,8 +195,19 @@ def json_body() -> Any:
             415, "unsupported_media_type", "Request body must be application/json"
         )
     if "json_body" not in g:
-        g.json_body = parse_json(request.get_data(cache=True))
+        g.json_body = parse_json(request_body())
     return g.json_body
+
+
+def request_body() -> bytes:
+    """The body's bytes, all of them or a 413. Werkzeug stops a body sent in
+    chunks (no Content-Length) at MAX_CONTENT_LENGTH without saying so; one that
+    reaches it is refused whole, as one announced that long would be."""
+    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        raise RequestEntityTooLarge()
+    return raw
 
 
 def read_json_body() -> None:

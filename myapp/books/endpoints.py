@@ -1,14 +1,12 @@
 """/books: the catalog, the most borrowed books, and loans."""
 
-from flask import request
-
 from myapp.api import Resource, make_api, no_content
 from myapp.auth import current_identity
 from myapp.books.models import POPULAR_MAX, BookModel, LoanModel
 from myapp.conditional import check_if_match, created, single_response
 from myapp.db import sql
 from myapp.pagination import ListParams, QueryParams, list_schema, page_response
-from myapp.schema import ID, json_body, record, text, validate
+from myapp.schema import ID, json_body, record, request_body, text, validate
 
 feature = make_api(
     "books",
@@ -147,7 +145,7 @@ class BookLoans(Resource):
         have {MAX_OPEN_LOANS} books on loan. Honours Idempotency-Key.
 
         The body is optional: the book is in the URL and the borrower is you."""
-        if request.get_data():
+        if request_body():
             validate(LoanModel.write_schema, json_body())
         loan = LoanModel.as_json(LoanModel.create(book_id, current_identity().user_id))
         return created(loan, feature.api.url_for(Loan, loan_id=loan["id"]))

@@ -1101,6 +1101,33 @@ def test_a_whole_number_is_an_integer_however_it_is_spelled(client, staff, spell
     assert read.headers["ETag"] == created.headers["ETag"]
 
 
+@pytest.mark.parametrize("padding, status", [(2 * 1024 * 1024, 413), (100, 201)])
+def test_a_body_sent_in_chunks_is_held_to_the_same_limit(
+    live, committing_app, padding, status
+):
+    """Through gunicorn, without Content-Length: a body past MAX_CONTENT_LENGTH is
+    a 413 and writes nothing, even when its first MiB alone would be valid JSON."""
+    email = f"chunks-{next_serial()}@example.com"
+    with committing_app.app_context():
+        UserModel.create({"email": email, "password": PASSWORD, "name": "S"}, "staff")
+        sql.session.commit()
+    token = requests.post(
+        f"{live}/users/tokens", json={"email": email, "password": PASSWORD}
+    ).json()["access_token"]
+    staff = {"Authorization": f"Bearer {token}"}
+    body = json.dumps(book_body()).encode() + b" " * padding
+    chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+    response = requests.post(
+        f"{live}/books/",
+        data=chunks,
+        headers={**staff, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == status
+    with committing_app.app_context():
+        assert book_total(committing_app) == (1 if status == 201 else 0)
+
+
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_json_numbers_are_a_bad_request(app, client, staff, literal):
     raw = json.dumps(book_body(copies_total=0)).replace(
