@@ -38,7 +38,7 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev $(NODE_TOOLS)
 	$(BIN)/black --check .
 	$(BIN)/flake8
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist loadfile
 
 ## deploy-test: deploy/deploy.sh for real (local target, uWSGI behind nginx), the
 ## Swagger UIs in Chromium, newman and the generated clients against a live server;

@@ -25,6 +25,12 @@ class Config:
     CORS_ORIGINS: list[str] = []
     # How many reverse proxies (nginx) sit in front; their X-Forwarded-* are trusted.
     TRUSTED_PROXIES = 0
+    # A Host header is the client's to choose. PUBLIC_BASE_URL (https://api.example.com)
+    # is where the API is reached: links are made from it. TRUSTED_HOSTS lists the
+    # host names requests may name (default: PUBLIC_BASE_URL's); any other is a 400.
+    # Production needs one of the two.
+    PUBLIC_BASE_URL = ""
+    TRUSTED_HOSTS: list[str] = []
     # Clients that may read /metrics (a Prometheus on this host by default); to
     # anyone else it does not exist (404), whichever port they came in by.
     METRICS_NETWORKS = ["127.0.0.0/8", "::1/128"]

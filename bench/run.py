@@ -276,6 +276,7 @@ def app_env(database_url: str, redis_url: str) -> dict:
         "REDIS_URL": redis_url,
         "RATELIMIT_DEFAULT": UNLIMITED,
         "TRUSTED_PROXIES": "0",
+        "TRUSTED_HOSTS": "127.0.0.1",
         "CORS_ORIGINS": "",
         "WEB_CONCURRENCY": str(WORKERS),
         "BIND": "127.0.0.1:{port}",

@@ -103,6 +103,7 @@ class Deployment:
                 f"DATABASE_URL=sqlite:///{directory}/production.db\n"
                 f"REDIS_URL={redis_url}\n"
                 "TRUSTED_PROXIES=1\n"
+                "TRUSTED_HOSTS=127.0.0.1\n"
                 f"MYAPP_SOCKET={self.socket}\n"
                 "WEB_CONCURRENCY=2\n"
             )

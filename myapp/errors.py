@@ -24,7 +24,7 @@ from flask_jwt_extended.exceptions import (
 )
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import exc as sql_errors
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.routing import RequestRedirect
 
 from myapp.db import limiter
@@ -174,14 +174,23 @@ def shaped_response(api_error: ApiError) -> Response:
     return response
 
 
-def redirect_in_json() -> Response | None:
-    """A URL that only lacks its trailing slash (/books) is redirected to the
-    route's own (/books/) by Werkzeug while routing, as an HTML page that no error
-    handler sees; answer it here, before the view, in the one shape, with a
-    Location relative to this host."""
-    redirect = request.routing_exception
-    if not isinstance(redirect, RequestRedirect):
-        return None
+def answer_routing_refusals() -> Response | None:
+    """What Werkzeug decides while routing, before any view, answered here in the
+    one shape: a Host not in TRUSTED_HOSTS (400; Flask-RESTX's error handling
+    would trip over it again), and a URL that only lacks its trailing slash
+    (/books), redirected to the route's own (/books/) with a Location relative to
+    this host (Werkzeug's is an HTML page that no error handler sees)."""
+    refusal = request.routing_exception
+    if isinstance(refusal, SecurityError):
+        return shaped_response(
+            ApiError(400, "bad_request", "This host name is not served here")
+        )
+    if isinstance(refusal, RequestRedirect):
+        return redirect_in_json(refusal)
+    return None
+
+
+def redirect_in_json(redirect: RequestRedirect) -> Response:
     target = urlsplit(redirect.new_url)
     location = target.path + (f"?{target.query}" if target.query else "")
     message = f"This resource is at {target.path}; send the request there"
@@ -266,7 +275,7 @@ def register_error_handlers(app: Flask) -> None:
     Call after the extensions are bound: flask-jwt-extended registers handlers of its
     own ({"msg"}, 401/422) for each of its exceptions, and ours must replace them."""
     app.register_error_handler(Exception, error_response)
-    app.before_request(redirect_in_json)
+    app.before_request(answer_routing_refusals)
     for exception_class in list(app.error_handler_spec[None][None]):
         if issubclass(exception_class, (JWTExtendedException, pyjwt.PyJWTError)):
             app.register_error_handler(exception_class, error_response)

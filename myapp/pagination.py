@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import request
+from flask import current_app, request
 
 from myapp.errors import bad_request
 from myapp.schema import problems
@@ -142,9 +142,12 @@ def link_header(page: int, per_page: int, total: int) -> str:
 
 
 def _page_url(page: int) -> str:
+    """On PUBLIC_BASE_URL when it is set, else on the request's host (which
+    TRUSTED_HOSTS vouches for)."""
     args = [(key, value) for key, value in request.args.items(multi=True)]
     args = [(key, value) for key, value in args if key != "page"] + [("page", page)]
-    return f"{request.base_url}?{urlencode(args)}"
+    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url.rstrip("/")
+    return f"{base}{request.path}?{urlencode(args)}"
 
 
 def list_schema(item_schema: dict) -> dict:

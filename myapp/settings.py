@@ -144,6 +144,24 @@ def find_problems(config: dict) -> list[str]:
         parts = urlsplit(origin)
         if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
             problems.append(f"CORS_ORIGINS entry {origin!r} is not an origin")
+    base = config.get("PUBLIC_BASE_URL") or ""
+    parts = urlsplit(base)
+    if base and (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.path.strip("/")
+        or parts.query
+    ):
+        problems.append(f"PUBLIC_BASE_URL {base!r} is not a URL such as https://host")
+    if (
+        config["MYAPP_ENV"] == "production"
+        and not base
+        and not config.get("TRUSTED_HOSTS")
+    ):
+        problems.append(
+            "PUBLIC_BASE_URL or TRUSTED_HOSTS must be set: the Host header is the "
+            "client's to choose, and links would point wherever it says"
+        )
     for network in config.get("METRICS_NETWORKS") or []:
         try:
             ip_network(network, strict=False)
@@ -169,6 +187,10 @@ def _url_problems(var: str, url: str | None, schemes: set[str]) -> list[str]:
 
 def derive_extension_settings(config: dict) -> None:
     """Translate our keys into the ones each extension reads."""
+    base = config["PUBLIC_BASE_URL"].rstrip("/")
+    config["PUBLIC_BASE_URL"] = base
+    hosts = config["TRUSTED_HOSTS"] or ([urlsplit(base).hostname] if base else [])
+    config["TRUSTED_HOSTS"] = hosts or None  # Flask: None checks nothing
     url = config["SQLALCHEMY_DATABASE_URI"]
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]

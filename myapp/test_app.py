@@ -38,6 +38,7 @@ PRODUCTION_ENV = {
     "JWT_SECRET_KEY": STRONG + "-jwt",
     "DATABASE_URL": "postgresql://myapp@127.0.0.1:5432/myapp",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "PUBLIC_BASE_URL": "https://api.example.test",
 }
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
@@ -46,7 +47,9 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 def environ(monkeypatch):
     """A clean environment for config tests: only what the test sets."""
     for name in list(os.environ):
-        if name in PRODUCTION_ENV or name.startswith(("MYAPP_", "RATELIMIT_", "CORS_")):
+        if name in PRODUCTION_ENV or name.startswith(
+            ("MYAPP_", "RATELIMIT_", "CORS_", "TRUSTED_")
+        ):
             monkeypatch.delenv(name)
 
     def set_env(**values):
@@ -66,6 +69,17 @@ def test_production_starts_with_strong_secrets_and_urls(environ):
     assert not app.debug and not app.testing
     assert app.config["PROPAGATE_EXCEPTIONS"] is False
     assert app.config["SQLALCHEMY_DATABASE_URI"] == PRODUCTION_ENV["DATABASE_URL"]
+
+
+def test_production_needs_to_know_its_host(environ):
+    environ(**{**PRODUCTION_ENV, "PUBLIC_BASE_URL": ""})
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL or TRUSTED_HOSTS"):
+        create_app()
+    environ(**{**PRODUCTION_ENV, "PUBLIC_BASE_URL": "", "TRUSTED_HOSTS": "a.example"})
+    assert create_app().config["TRUSTED_HOSTS"] == ["a.example"]
+    environ(**{**PRODUCTION_ENV, "PUBLIC_BASE_URL": "ftp://x/y"})
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL 'ftp://x/y' is not a URL"):
+        create_app()
 
 
 @pytest.mark.parametrize("variable", ["SECRET_KEY", "JWT_SECRET_KEY"])
@@ -216,7 +230,9 @@ def test_production_500_says_nothing_more(environ, database_url, redis_url):
     environ(**{**PRODUCTION_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url})
     app = create_app()
     app.add_url_rule("/boom", "boom", boom)
-    response = app.test_client().get("/boom")
+    response = app.test_client().get(
+        "/boom", base_url=PRODUCTION_ENV["PUBLIC_BASE_URL"]
+    )
     body = assert_error(response, 500, "internal_error")
     assert body["message"] == "Internal server error"
     assert "secret" not in response.text and "Traceback" not in response.text

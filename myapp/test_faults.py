@@ -19,6 +19,7 @@ from conftest import gunicorn
 from myapp import create_app
 from myapp.books.models import isbn13
 from myapp.db import commit, sql
+from myapp.ops import IN_MEMORY
 from myapp.users.models import UserModel
 
 PASSWORD = "a fault-tolerant password"
@@ -171,7 +172,8 @@ def assert_unavailable(response, names: str | None = None) -> dict:
     assert response.headers["Retry-After"]
     assert "Traceback" not in response.text and "psycopg" not in response.text
     if names:
-        assert [detail["field"] for detail in body["details"]] == [names]
+        down = [d["field"] for d in body["details"] if d["problem"] == "unreachable"]
+        assert down == [names]
     return body
 
 
@@ -191,7 +193,10 @@ def test_without_redis_the_catalog_reads_and_session_checks_are_503(
         assert requests.get(f"{server}/books/popular").status_code == 200
         assert time.monotonic() - started < 10  # socket timeouts, not hangs
         assert_unavailable(requests.get(f"{server}/users/me", headers=staff_headers))
-        assert_unavailable(requests.get(f"{server}/readiness"), names="redis")
+        readiness = assert_unavailable(
+            requests.get(f"{server}/readiness"), names="redis"
+        )
+        assert {"field": "rate_limits", "problem": IN_MEMORY} in readiness["details"]
     finally:
         redis.thaw() if fault == "frozen" else redis.start()
 

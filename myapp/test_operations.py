@@ -219,3 +219,23 @@ def test_metrics_answer_only_the_configured_networks(
     assert response.status_code == status
     if status == 404:
         assert_error(response, 404, "not_found")
+
+
+# --- The Host header is the client's: only trusted names, links from the public URL
+
+
+def test_a_host_not_trusted_is_a_bad_request(make_app):
+    client = make_app(TRUSTED_HOSTS=["api.example.test"]).test_client()
+    refused = client.get("/books/", headers={"Host": "evil.example"})
+    assert_error(refused, 400, "bad_request")
+    trusted = client.get("/books/", headers={"Host": "api.example.test"})
+    assert trusted.status_code == 200
+    assert "<http://api.example.test/books/?page=1>" in trusted.headers["Link"]
+
+
+def test_links_are_made_on_the_public_base_url(make_app):
+    client = make_app(PUBLIC_BASE_URL="https://api.example.test/").test_client()
+    response = client.get("/books/?per_page=5", base_url="http://api.example.test")
+    links = response.headers["Link"].split(", ")
+    assert all(link.startswith("<https://api.example.test/books/?") for link in links)
+    assert_error(client.get("/books/"), 400, "bad_request")  # Host: localhost
