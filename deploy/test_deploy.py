@@ -33,6 +33,10 @@ def site_config(socket_path: str, port: int | None = None) -> str:
         text = shipped.read()
     if port is not None:
         text = text.replace("listen 80;", f"listen 127.0.0.1:{port};")
+        text = text.replace(
+            "listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;"
+        )
+        text = text.replace("server_name api.example.com;", "server_name 127.0.0.1;")
         text = text.replace("unix:/run/myapp/myapp.sock", f"unix:{socket_path}")
     return text
 
@@ -217,6 +221,9 @@ def test_deploy_twice_roll_back_a_broken_release_keep_the_last(deployment, tmp_p
         response.status_code == 200 and response.headers["X-Request-ID"] == "via-nginx"
     )
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    # A Host nobody serves gets no answer from nginx at all.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{deployment.base}/books/", headers={"Host": "evil.example"})
     body = {
         "email": "deployed@example.com",
         "password": "a deployed password",
