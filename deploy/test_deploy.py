@@ -6,9 +6,11 @@ nginx site with `nginx -t` and the systemd unit with `systemd-analyze verify`.
 Needs nginx, rsync and curl (Debian packages; .ci/run installs them). `make
 deploy-test` runs it."""
 
+import contextlib
 import os
 import secrets
 import shutil
+import socket
 import signal
 import subprocess
 import sys
@@ -208,6 +210,28 @@ def broken_copy(directory: str) -> str:
     return source
 
 
+@contextlib.contextmanager
+def slow_clients(port: int, count: int):
+    """`count` connections that never finish their request: half of them stop in
+    the headers, half in a body they announced."""
+    sockets = []
+    try:
+        for number in range(count):
+            connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+            if number % 2:
+                connection.sendall(b"GET /books/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: ")
+            else:
+                connection.sendall(
+                    b"POST /users/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+                )
+            sockets.append(connection)
+        yield
+    finally:
+        for connection in sockets:
+            connection.close()
+
+
 def test_deploy_twice_roll_back_a_broken_release_keep_the_last(deployment, tmp_path):
     first = deployment.deploy()
     assert first.returncode == 0, first.stderr
@@ -224,6 +248,12 @@ def test_deploy_twice_roll_back_a_broken_release_keep_the_last(deployment, tmp_p
     # A Host nobody serves gets no answer from nginx at all.
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{deployment.base}/books/", headers={"Host": "evil.example"})
+    # Slow clients (half-sent headers, a body trickling in) are nginx's to hold:
+    # with more of them than uWSGI has workers, the service still answers at once.
+    with slow_clients(deployment.port, count=8):
+        for _ in range(5):
+            assert requests.get(f"{deployment.base}/healthz", timeout=1).ok
+            assert requests.get(f"{deployment.base}/books/", timeout=2).ok
     body = {
         "email": "deployed@example.com",
         "password": "a deployed password",
