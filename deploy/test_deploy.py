@@ -7,6 +7,7 @@ Needs nginx, rsync and curl (Debian packages; .ci/run installs them). `make
 deploy-test` runs it."""
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -171,6 +172,11 @@ class Deployment:
         return sorted(os.listdir(os.path.join(self.path, "releases")))
 
     def stop(self) -> None:
+        self.stop_app()
+        os.killpg(self.nginx.pid, signal.SIGTERM)
+        self.nginx.wait(timeout=10)
+
+    def stop_app(self) -> None:
         if os.path.exists(self.pidfile):
             with open(self.pidfile) as handle:
                 pid = int(handle.read())
@@ -181,8 +187,6 @@ class Deployment:
                     time.sleep(0.1)
             except ProcessLookupError:
                 pass
-        os.killpg(self.nginx.pid, signal.SIGTERM)
-        self.nginx.wait(timeout=10)
 
 
 @pytest.fixture
@@ -248,6 +252,23 @@ def test_deploy_twice_roll_back_a_broken_release_keep_the_last(deployment, tmp_p
     # A Host nobody serves gets no answer from nginx at all.
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{deployment.base}/books/", headers={"Host": "evil.example"})
+    # nginx's own refusals answer in the one error shape.
+    for status, code, request in (
+        (414, "uri_too_long", {"url": f"{deployment.base}/books/?q={'x' * 20000}"}),
+        (431, "request_header_fields_too_large", {"headers": {"X-Big": "x" * 20000}}),
+    ):
+        refused = requests.get(
+            request.get("url", f"{deployment.base}/books/"),
+            headers=request.get("headers"),
+        )
+        assert refused.status_code == status and refused.json()["code"] == code
+        assert refused.json()["request_id"] == refused.headers["X-Request-ID"]
+    with socket.create_connection(("127.0.0.1", deployment.port)) as raw:
+        raw.sendall(b"GET /books/ HTTP/1.1\r\nHost: 127.0.0.1\r\nNo Colon\r\n\r\n")
+        head, _, body = raw.recv(4096).partition(b"\r\n\r\n")
+    assert (
+        head.startswith(b"HTTP/1.1 400") and json.loads(body)["code"] == "bad_request"
+    )
     # Slow clients (half-sent headers, a body trickling in) are nginx's to hold:
     # with more of them than uWSGI has workers, the service still answers at once.
     with slow_clients(deployment.port, count=8):
@@ -284,3 +305,9 @@ def test_deploy_twice_roll_back_a_broken_release_keep_the_last(deployment, tmp_p
     assert (
         kept == [releases[1], kept[1]] and deployment.current() == f"releases/{kept[1]}"
     )
+
+    # With the app stopped, nginx's 502 is a 503 in the one error shape.
+    deployment.stop_app()
+    down = requests.get(f"{deployment.base}/books/")
+    assert down.status_code == 503 and down.json()["code"] == "service_unavailable"
+    assert down.headers["Retry-After"] == "5"
