@@ -19,6 +19,7 @@ from sqlalchemy import delete
 
 from conftest import Account
 from myapp import create_app
+from myapp.clients import operations
 from myapp.db import sql
 from myapp.openapi import WHOLE_API
 from myapp.schema import MAX_ID
@@ -32,11 +33,7 @@ DOCUMENT = (
     .extensions["myapp.openapi"]
     .documents[WHOLE_API]
 )
-OPERATIONS = {
-    operation["operationId"]: (method.upper(), path, operation)
-    for path, item in DOCUMENT["paths"].items()
-    for method, operation in item.items()
-}
+OPERATIONS = operations(DOCUMENT)  # operationId -> (METHOD, path, operation)
 
 
 @dataclass
