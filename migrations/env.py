@@ -1,6 +1,7 @@
 """Alembic environment for Flask-Migrate: the schema comes only from these scripts."""
 
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
@@ -39,12 +40,30 @@ def run_migrations_online() -> None:
                 directives[:] = []
                 logger.info("No changes in schema detected.")
 
-    with db.engine.connect() as connection:
+    with db.engine.connect() as connection, foreign_keys_deferred(connection):
         configure(
             connection=connection, process_revision_directives=skip_empty_autogenerate
         )
         with context.begin_transaction():
             context.run_migrations()
+
+
+@contextmanager
+def foreign_keys_deferred(connection):
+    """SQLite rebuilds a table by dropping it and renaming a copy, which its
+    enforced foreign keys would refuse (or cascade): enforcement is off around the
+    migration's transaction, as SQLite's manual prescribes, and the migrations that
+    rebuild run `PRAGMA foreign_key_check` before they commit. The pragma is a
+    no-op inside a transaction, so it goes to the driver's connection directly."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys = ON")
 
 
 if context.is_offline_mode():
