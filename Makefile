@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test deploy-test bench lint format migrate clean
+.PHONY: run test deploy-test bench audit lint format migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,18 @@ $(VENV)/.bench: requirements.txt requirements-run.txt requirements-dev.txt \
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
+	touch $@
+
+## audit: every pinned Python requirement (production, tooling, clients, bench)
+## against the known vulnerabilities of PyPI's and OSV's advisories; fails on any
+## not accepted in audit-allowlist.txt. Needs the internet (GitHub Actions runs it).
+audit: $(VENV)/.audit
+	$(BIN)/pip-audit --strict --progress-spinner off \
+		$(addprefix -r ,$(wildcard requirements*.txt)) \
+		$(addprefix --ignore-vuln ,$(shell sed -n 's/^\([^# ][^ ]*\).*/\1/p' audit-allowlist.txt))
+
+$(VENV)/.audit: requirements-audit.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-audit.txt
 	touch $@
 
 lint: $(VENV)/.dev

@@ -14,6 +14,13 @@ worker_class = "sync"
 timeout = 30
 graceful_timeout = 20
 # Access lines come from the app itself, as JSON (myapp/telemetry.py).
+# Behind nginx (the compose file's and any documented front), nginx's header
+# limits refuse first and in the API's error shape; gunicorn's own (HTML) refusals
+# are set past them: the longest request line it allows, as many headers as fit
+# in nginx's 4 buffers of 8k.
+limit_request_line = 8190
+limit_request_fields = 8300
+limit_request_field_size = 8190
 accesslog = None
 errorlog = "-"
 

@@ -49,6 +49,11 @@ def nginx_main_config(directory: str, site: str) -> str:
     with open(os.path.join(directory, "site.conf"), "w") as handle:
         handle.write(site)
     shutil.copy("/etc/nginx/uwsgi_params", directory)
+    os.makedirs(os.path.join(directory, "snippets"), exist_ok=True)
+    shutil.copy(
+        os.path.join(ROOT, "deploy", "nginx", "myapp-errors.conf"),
+        os.path.join(directory, "snippets"),
+    )
     temp = {kind: os.path.join(directory, kind) for kind in ("body", "uwsgi", "proxy")}
     fastcgi, scgi = os.path.join(directory, "fastcgi"), os.path.join(directory, "scgi")
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -263,6 +268,12 @@ def test_deploy_twice_roll_back_a_broken_release_keep_the_last(deployment, tmp_p
         )
         assert refused.status_code == status and refused.json()["code"] == code
         assert refused.json()["request_id"] == refused.headers["X-Request-ID"]
+    # What nginx takes, uWSGI takes too (so it never refuses in its own words):
+    # the most header bytes nginx admits (4 buffers of 8k), and many headers.
+    largest = {f"X-Fill-{index}": "x" * 7000 for index in range(3)}
+    many = {f"X-Many-{index}": "x" for index in range(500)}
+    for headers in (largest, many):
+        assert requests.get(f"{deployment.base}/books/", headers=headers).ok
     with socket.create_connection(("127.0.0.1", deployment.port)) as raw:
         raw.sendall(b"GET /books/ HTTP/1.1\r\nHost: 127.0.0.1\r\nNo Colon\r\n\r\n")
         head, _, body = raw.recv(4096).partition(b"\r\n\r\n")

