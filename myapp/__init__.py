@@ -13,7 +13,7 @@ from myapp.db import cache, cors, jwt, limiter, redis_store, sql
 from myapp.errors import register_error_handlers
 from myapp.openapi import REQUEST_HEADERS, RESPONSE_HEADERS
 from myapp.schema import read_json_body
-from myapp.settings import load_config, redis_timeouts
+from myapp.settings import load_config
 from myapp.books import blueprint as books_blueprint
 from myapp.sites import blueprint as sites_blueprint
 from myapp.users import blueprint as users_blueprint
@@ -40,7 +40,7 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
 
     sql.init_app(app)
     init_migrations(app)
-    redis_store.init_app(app, **redis_timeouts(app.config))
+    redis_store.init_app(app)  # before the limiter and the cache, which use it
     cors.init_app(
         app,
         origins=app.config["CORS_ORIGINS"],

@@ -12,7 +12,6 @@ from flask_cors import CORS
 from flask_jwt_extended import JWTManager, decode_token
 from flask_jwt_extended.config import config as jwt_config
 from flask_limiter import Limiter
-from flask_redis import FlaskRedis
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session
 from redis.exceptions import RedisError
@@ -21,7 +20,7 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
-from myapp import telemetry
+from myapp import redis_url, telemetry
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Stable constraint names, so migrations can alter them on every database.
@@ -94,13 +93,25 @@ class RequestSession(Session):
 sql = SQLAlchemy(model_class=Base, session_options={"class_": RequestSession})
 
 
-class AppRedis(FlaskRedis):
-    """flask-redis keeps one client, the last init_app's; each app gets its own here,
-    so several apps in one process (two instances in a test) never share one."""
+class AppRedis:
+    """The app's one Redis client, made from REDIS_URL (myapp/redis_url.py: a
+    server, a socket or Sentinel) with REDIS_SOCKET_TIMEOUT on every connection.
+    The rate limiter's storage and the cache are given the same client, so all
+    three follow one server. Each app has its own (two instances in a test never
+    share one); `redis_store.<command>` goes to the current app's."""
 
-    def init_app(self, app, **kwargs):
-        super().init_app(app, **kwargs)
-        app.extensions["myapp.redis"] = self._redis_client
+    def init_app(self, app) -> None:
+        timeout = app.config["REDIS_SOCKET_TIMEOUT"]
+        client = redis_url.connect(
+            app.config["REDIS_URL"],
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        app.extensions["myapp.redis"] = client
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+            "connection_pool": client.connection_pool
+        }
+        app.config["CACHE_REDIS_HOST"] = client  # cachelib takes a client as host
 
     def __getattr__(self, name):
         return getattr(current_app.extensions["myapp.redis"], name)
@@ -113,9 +124,10 @@ class RedisHitStorage(RedisStorage):
     """The limits package's Redis storage, with the rate-limit headers' reads (the
     count and expiry of the window this request just hit) answered from the hit
     itself: one Redis round trip per request instead of three. Selected by the
-    myapp+redis:// URIs that settings.py derives from REDIS_URL."""
+    RATELIMIT_STORAGE_URI myapp+redis://, it uses the app's Redis connection pool
+    (AppRedis.init_app), not a URI of its own."""
 
-    STORAGE_SCHEME = ["myapp+redis", "myapp+rediss", "myapp+redis+unix"]
+    STORAGE_SCHEME = ["myapp+redis"]
     SCRIPT_HIT = """
     local count = redis.call('incrby', KEYS[1], ARGV[2])
     if count == tonumber(ARGV[2]) then redis.call('expire', KEYS[1], ARGV[1]) end

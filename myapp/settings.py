@@ -14,13 +14,13 @@ from flask import Flask
 from limits import parse_many
 
 from default_config import CONFIGS, DevelopmentConfig
+from myapp import redis_url
 
 # Environment variables whose names differ from the config key they set.
 ENV_ALIASES = {"DATABASE_URL": "SQLALCHEMY_DATABASE_URI"}
 SECRET_KEYS = ("SECRET_KEY", "JWT_SECRET_KEY")
 MIN_SECRET_LENGTH = 32
 SQL_SCHEMES = {"postgresql", "postgresql+psycopg", "postgres", "sqlite"}
-REDIS_SCHEMES = {"redis", "rediss", "unix"}
 RATE_LIMIT_KEYS = ("RATELIMIT_LOGIN", "RATELIMIT_REGISTER", "RATELIMIT_DEFAULT")
 POSITIVE_NUMBERS = (
     "MAX_CONTENT_LENGTH",
@@ -123,7 +123,9 @@ def find_problems(config: dict) -> list[str]:
     problems += _url_problems(
         "DATABASE_URL", config.get("SQLALCHEMY_DATABASE_URI"), SQL_SCHEMES
     )
-    problems += _url_problems("REDIS_URL", config.get("REDIS_URL"), REDIS_SCHEMES)
+    problems += _url_problems(
+        "REDIS_URL", config.get("REDIS_URL"), redis_url.SCHEMES, redis_url.problem
+    )
     for key in RATE_LIMIT_KEYS:
         try:
             parse_many(str(config.get(key)))
@@ -174,15 +176,13 @@ def _development_secrets() -> set[str]:
     return {getattr(DevelopmentConfig, key) for key in SECRET_KEYS}
 
 
-def _url_problems(var: str, url: str | None, schemes: set[str]) -> list[str]:
+def _url_problems(var: str, url: str | None, schemes: set[str], problem=None) -> list:
     if not url:
         return [f"{var} must be set"]
-    parts = urlsplit(url)
-    if parts.scheme not in schemes:
+    if urlsplit(url).scheme not in schemes:
         return [f"{var} must be a URL with scheme {'/'.join(sorted(schemes))}"]
-    if parts.scheme == "unix" and not parts.path:
-        return [f"{var} must name the socket path"]
-    return []
+    found = problem(url) if problem else None
+    return [f"{var} {found}"] if found else []
 
 
 def derive_extension_settings(config: dict) -> None:
@@ -198,12 +198,10 @@ def derive_extension_settings(config: dict) -> None:
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config, url)
     for key in ("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"):
         config[key] = timedelta(seconds=config[key])
-    timeouts = redis_timeouts(config)
-    config["RATELIMIT_STORAGE_URI"] = limiter_storage_uri(config["REDIS_URL"])
-    config["RATELIMIT_STORAGE_OPTIONS"] = timeouts
+    # The limiter's storage (db.RedisHitStorage) and the cache are given the app's
+    # one Redis client when create_app binds them (db.AppRedis.init_app).
+    config["RATELIMIT_STORAGE_URI"] = "myapp+redis://"
     config["CACHE_TYPE"] = "RedisCache"
-    config["CACHE_REDIS_URL"] = config["REDIS_URL"]
-    config["CACHE_OPTIONS"] = timeouts
 
 
 def redis_timeouts(config: dict) -> dict:
@@ -228,11 +226,3 @@ def engine_options(config: dict, url: str) -> dict:
         # Seconds a writer waits for SQLite's lock before failing.
         options["connect_args"] = {"timeout": config["DATABASE_LOCK_TIMEOUT_MS"] / 1000}
     return options
-
-
-def limiter_storage_uri(redis_url: str) -> str:
-    """myapp's Redis storage for `limits` (db.RedisHitStorage), which spells a
-    Redis unix socket redis+unix://."""
-    if redis_url.startswith("unix://"):
-        redis_url = "redis+unix://" + redis_url[len("unix://") :]
-    return "myapp+" + redis_url

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from conftest import sign_in
 from myapp import create_app
-from myapp.db import sql
+from myapp.db import limiter, sql
 from myapp.ops import IN_MEMORY
 from myapp.pagination import ListParams, link_header
 from myapp.schema import problems, validate
@@ -105,6 +105,10 @@ def test_production_refuses_the_development_secrets(environ):
         ("DATABASE_URL", "mysql://db/x"),
         ("DATABASE_URL", ""),
         ("REDIS_URL", "http://cache"),
+        ("REDIS_URL", "unix://"),
+        ("REDIS_URL", "redis+sentinel://s1:26379"),  # no service name
+        ("REDIS_URL", "redis+sentinel://s1,s2:26379/primary"),  # a port missing
+        ("REDIS_URL", "redis+sentinel://s1:26379/primary/zero"),
         ("RATELIMIT_LOGIN", "often"),
         ("MAX_CONTENT_LENGTH", "lots"),
         ("MAX_CONTENT_LENGTH", "0"),
@@ -145,17 +149,46 @@ def test_environment_overrides_are_typed(environ):
     assert config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 60
 
 
-def test_postgres_scheme_and_unix_redis_are_translated(environ):
-    environ(
-        **{
-            **PRODUCTION_ENV,
-            "DATABASE_URL": "postgres://u@h/db",
-            "REDIS_URL": "unix:///run/redis.sock?db=2",
-        }
-    )
-    config = create_app().config
-    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql://u@h/db"
-    assert config["RATELIMIT_STORAGE_URI"] == "myapp+redis+unix:///run/redis.sock?db=2"
+def test_postgres_scheme_is_translated(environ):
+    environ(**{**PRODUCTION_ENV, "DATABASE_URL": "postgres://u@h/db"})
+    assert create_app().config["SQLALCHEMY_DATABASE_URI"] == "postgresql://u@h/db"
+
+
+@pytest.mark.parametrize(
+    "url, where",
+    [
+        ("unix:///run/redis.sock?db=2", {"path": "/run/redis.sock", "db": 2}),
+        ("rediss://:pw@cache.internal:6380/3", {"host": "cache.internal", "db": 3}),
+        (
+            "redis+sentinel://:pw@s1:26379,[::1]:26380/primary/4",
+            {"service_name": "primary", "db": 4, "password": "pw"},
+        ),
+    ],
+)
+def test_one_redis_client_serves_records_limits_and_cache(environ, url, where):
+    """Every form of REDIS_URL gives one connection pool, which the rate limiter
+    and the cache use too: all three follow the same server (and the same
+    Sentinel failover). Nothing connects until the first command."""
+    environ(**{**PRODUCTION_ENV, "REDIS_URL": url, "REDIS_SOCKET_TIMEOUT": "0.5"})
+    app = create_app()
+    client = app.extensions["myapp.redis"]
+    pool = client.connection_pool
+    kwargs = {
+        **pool.connection_kwargs,
+        "service_name": getattr(pool, "service_name", None),
+    }
+    assert where.items() <= kwargs.items()
+    assert kwargs["socket_timeout"] == 0.5
+    with app.app_context():
+        assert limiter.storage.storage.connection_pool is pool
+        assert app.config["CACHE_REDIS_HOST"] is client  # given to cachelib
+    if "service_name" in where:
+        sentinels = pool.sentinel_manager.sentinels
+        assert [s.connection_pool.connection_kwargs["host"] for s in sentinels] == [
+            "s1",
+            "::1",
+        ]
+        assert sentinels[0].connection_pool.connection_kwargs["socket_timeout"] == 0.5
 
 
 def test_load_order_class_instance_env_test_config(environ, monkeypatch, tmp_path):

@@ -4,6 +4,7 @@ containers. Deletes are refused while dependents remain, naming them."""
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from functools import cache
 
 from sqlalchemy import (
@@ -14,6 +15,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.exc import IntegrityError
@@ -75,6 +77,28 @@ def refuse_delete(message: str, dependents: list[dict], total: int) -> None:
         more = total - len(details)
         details.append({"field": "more", "problem": f"and {more} more not listed"})
     raise conflict(message, details)
+
+
+@contextmanager
+def sequence_kept(chosen_id: int | None):
+    """An id chosen by PUT leaves SQLite's AUTOINCREMENT sequence where it was, as
+    an explicit id leaves a PostgreSQL sequence: one PUT of the largest id would
+    otherwise move it to the end for good, and no POST could make a site again.
+    Ids a POST was given are still never given twice."""
+    session = sql.session
+    if chosen_id is None or session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    position = "SELECT seq FROM sqlite_sequence WHERE name = 'sites'"
+    before = session.execute(text(position)).scalar()
+    yield
+    if before is None:
+        session.execute(text("DELETE FROM sqlite_sequence WHERE name = 'sites'"))
+    else:
+        session.execute(
+            text("UPDATE sqlite_sequence SET seq = :seq WHERE name = 'sites'"),
+            {"seq": before},
+        )
 
 
 class SiteModel(SqlModel, Timestamped, sql.Model):
@@ -143,7 +167,7 @@ class SiteModel(SqlModel, Timestamped, sql.Model):
         for _ in range(FREE_ID_ATTEMPTS):
             site = cls(id=site_id, **fields)
             try:
-                with sql.session.begin_nested():
+                with sql.session.begin_nested(), sequence_kept(site_id):
                     sql.session.add(site)
                     sql.session.flush()
                     if site.id > MAX_ID:  # SQLite counts on from the largest id
