@@ -19,6 +19,11 @@ class Config:
     DATABASE_CONNECT_TIMEOUT = 3
     DATABASE_STATEMENT_TIMEOUT_MS = 5000
     DATABASE_LOCK_TIMEOUT_MS = 2000
+    # DATABASE_URL is a pooler in transaction mode (PgBouncer pool_mode=transaction):
+    # no server-side prepared statements and no startup options, which a pooled
+    # server connection cannot keep; the two timeouts above are then the database
+    # role's (ALTER ROLE ... SET, see the README's "Scaling out").
+    DATABASE_TRANSACTION_POOLER = False
 
     # HTTP behaviour
     MAX_CONTENT_LENGTH = 1024 * 1024

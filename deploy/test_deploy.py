@@ -20,6 +20,7 @@ import time
 import pytest
 import requests
 
+from deploy.load import Load
 from myapp.testing import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,17 +31,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def site_config(socket_path: str, port: int | None = None) -> str:
-    """The shipped nginx site; for serving here, on a free port and our socket."""
+def site_config(upstream_file: str, port: int | None = None) -> str:
+    """The shipped nginx site; for serving here, on a free port and our slots."""
     with open(os.path.join(ROOT, "deploy", "nginx", "myapp.conf")) as shipped:
         text = shipped.read()
+    text = text.replace(
+        "include /srv/myapp/upstream.conf;", f"include {upstream_file};"
+    )
     if port is not None:
         text = text.replace("listen 80;", f"listen 127.0.0.1:{port};")
         text = text.replace(
             "listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;"
         )
         text = text.replace("server_name api.example.com;", "server_name 127.0.0.1;")
-        text = text.replace("unix:/run/myapp/myapp.sock", f"unix:{socket_path}")
     return text
 
 
@@ -48,12 +51,7 @@ def nginx_main_config(directory: str, site: str) -> str:
     """A main nginx.conf around a site, everything under `directory`."""
     with open(os.path.join(directory, "site.conf"), "w") as handle:
         handle.write(site)
-    shutil.copy("/etc/nginx/uwsgi_params", directory)
-    os.makedirs(os.path.join(directory, "snippets"), exist_ok=True)
-    shutil.copy(
-        os.path.join(ROOT, "deploy", "nginx", "myapp-errors.conf"),
-        os.path.join(directory, "snippets"),
-    )
+    install_snippets(directory)
     temp = {kind: os.path.join(directory, kind) for kind in ("body", "uwsgi", "proxy")}
     fastcgi, scgi = os.path.join(directory, "fastcgi"), os.path.join(directory, "scgi")
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -67,9 +65,22 @@ def nginx_main_config(directory: str, site: str) -> str:
     )
 
 
+def install_snippets(directory: str) -> None:
+    """deploy/nginx's snippets where a site's `include snippets/...` finds them."""
+    os.makedirs(os.path.join(directory, "snippets"), exist_ok=True)
+    for name in ("myapp-errors.conf", "myapp-proxy.conf"):
+        shutil.copy(
+            os.path.join(ROOT, "deploy", "nginx", name),
+            os.path.join(directory, "snippets"),
+        )
+
+
 def test_the_shipped_nginx_site_is_valid(tmp_path):
     config = tmp_path / "nginx.conf"
-    config.write_text(nginx_main_config(str(tmp_path), site_config("unused")))
+    (tmp_path / "upstream.conf").write_text("server unix:/run/myapp/a.sock;\n")
+    config.write_text(
+        nginx_main_config(str(tmp_path), site_config(str(tmp_path / "upstream.conf")))
+    )
     result = subprocess.run(
         ["nginx", "-t", "-c", str(config), "-p", str(tmp_path)],
         capture_output=True,
@@ -81,7 +92,7 @@ def test_the_shipped_nginx_site_is_valid(tmp_path):
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
 def test_the_shipped_systemd_unit_is_valid():
     result = subprocess.run(
-        ["systemd-analyze", "verify", os.path.join(ROOT, "deploy", "myapp.service")],
+        ["systemd-analyze", "verify", os.path.join(ROOT, "deploy", "myapp@.service")],
         capture_output=True,
         text=True,
     )
@@ -98,12 +109,15 @@ def test_the_shipped_systemd_unit_is_valid():
 
 
 class Deployment:
-    """A deploy target on this machine, with its nginx and uWSGI."""
+    """A deploy target on this machine: its nginx, and its two uWSGI slots run by
+    deploy/slot-supervisor.sh (standing in for systemd's myapp@a and myapp@b)."""
 
     def __init__(self, directory: str, redis_url: str):
         self.dir = directory
         self.path = os.path.join(directory, "srv")
-        self.socket = os.path.join(directory, "myapp.sock")
+        self.sockets = os.path.join(directory, "run")
+        os.makedirs(self.path)
+        os.makedirs(self.sockets)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env_file = os.path.join(directory, "env")
@@ -116,48 +130,41 @@ class Deployment:
                 f"REDIS_URL={redis_url}\n"
                 "TRUSTED_PROXIES=1\n"
                 "TRUSTED_HOSTS=127.0.0.1\n"
-                f"MYAPP_SOCKET={self.socket}\n"
                 "WEB_CONCURRENCY=2\n"
+                "RATELIMIT_DEFAULT=100000/hour\n"
+                "RATELIMIT_REGISTER=100000/hour\n"
             )
-        self.restart = os.path.join(directory, "restart.sh")
-        pidfile = os.path.join(directory, "uwsgi.pid")
-        with open(self.restart, "w") as handle:
-            handle.write(
-                "#!/usr/bin/env bash\n"
-                "# Stands in for `systemctl restart myapp` on this machine.\n"
-                f"if [[ -f {pidfile} ]]; then\n"
-                f"  pid=$(cat {pidfile}); kill -INT $pid 2>/dev/null\n"
-                "  for _ in $(seq 100); do\n"
-                "    kill -0 $pid 2>/dev/null || break; sleep 0.1\n"
-                "  done\n"
-                f"  rm -f {pidfile}\nfi\n"
-                f"set -a; . {self.env_file}; set +a\n"
-                f"exec {self.path}/current/.venv/bin/uwsgi"
-                f" --ini {self.path}/current/myapp.ini"
-                f" --pidfile {pidfile} --daemonize {directory}/uwsgi.log\n"
-            )
-        os.chmod(self.restart, 0o755)
-        self.pidfile = pidfile
-        config = os.path.join(directory, "nginx.conf")
-        with open(config, "w") as handle:
-            handle.write(
-                nginx_main_config(directory, site_config(self.socket, self.port))
-            )
+        upstream = os.path.join(self.path, "upstream.conf")
+        with open(upstream, "w") as handle:
+            handle.write(f"server unix:{self.sockets}/a.sock;\n")
+        self.config = os.path.join(directory, "nginx.conf")
+        with open(self.config, "w") as handle:
+            handle.write(nginx_main_config(directory, site_config(upstream, self.port)))
         self.nginx = subprocess.Popen(
-            ["nginx", "-c", config, "-p", directory, "-g", "daemon off;"],
+            ["nginx", "-c", self.config, "-p", directory, "-g", "daemon off;"],
             start_new_session=True,
+        )
+
+    def slot_command(self, action: str, slot: str = "$slot") -> str:
+        return (
+            f"{ROOT}/deploy/slot-supervisor.sh {action} {slot} {self.path}"
+            f" {self.sockets} {self.env_file}"
         )
 
     def deploy(self, source: str = ROOT, **env) -> subprocess.CompletedProcess:
         environment = {
             **os.environ,
-            "DEPLOY_HOST": "local",
+            "DEPLOY_HOSTS": "local",
             "DEPLOY_PATH": self.path,
             "ENV_FILE": self.env_file,
             "PYTHON": getattr(sys, "_base_executable", sys.executable),
-            "RESTART_COMMAND": self.restart,
+            "SOCKET_DIR": self.sockets,
+            "SLOT_START": self.slot_command("start"),
+            "SLOT_STOP": self.slot_command("stop"),
+            "NGINX_RELOAD": f"nginx -c {self.config} -p {self.dir} -s reload",
             "SMOKE_URL": f"{self.base}/readiness",
             "SMOKE_SECONDS": "15",
+            "DRAIN_SECONDS": "1",
             **env,
         }
         for name in ("DATABASE_URL", "REDIS_URL", "MYAPP_ENV"):
@@ -176,22 +183,18 @@ class Deployment:
     def releases(self) -> list[str]:
         return sorted(os.listdir(os.path.join(self.path, "releases")))
 
+    def live_slot(self) -> str:
+        with open(os.path.join(self.path, "upstream.conf")) as handle:
+            return handle.read().strip()[-7]  # "server unix:.../a.sock;"
+
     def stop(self) -> None:
         self.stop_app()
         os.killpg(self.nginx.pid, signal.SIGTERM)
         self.nginx.wait(timeout=10)
 
     def stop_app(self) -> None:
-        if os.path.exists(self.pidfile):
-            with open(self.pidfile) as handle:
-                pid = int(handle.read())
-            try:
-                os.kill(pid, signal.SIGINT)
-                for _ in range(100):
-                    os.kill(pid, 0)
-                    time.sleep(0.1)
-            except ProcessLookupError:
-                pass
+        for slot in ("a", "b"):
+            subprocess.run(["bash", "-c", self.slot_command("stop", slot)], check=True)
 
 
 @pytest.fixture
@@ -293,8 +296,21 @@ def test_deploy_twice_roll_back_a_broken_release_keep_the_last(deployment, tmp_p
     }
     assert requests.post(f"{deployment.base}/users/", json=body).status_code == 201
 
-    second = deployment.deploy()
+    # A deploy under load: the new release starts in the other slot and takes
+    # traffic before the old one stops, so no client sees a failure.
+    token = requests.post(
+        f"{deployment.base}/users/tokens",
+        json={"email": body["email"], "password": body["password"]},
+    ).json()["access_token"]
+    before = deployment.live_slot()
+    with Load(deployment.base, token) as load:
+        time.sleep(1)
+        second = deployment.deploy()
+        time.sleep(1)
     assert second.returncode == 0, second.stderr
+    assert deployment.live_slot() == {"a": "b", "b": "a"}[before]
+    print("single-host deploy under load:", load.summary())
+    assert len(load.outcomes) > 100 and not load.failures(), load.summary()
     releases = deployment.releases()
     assert len(releases) == 2 and deployment.current() == f"releases/{releases[1]}"
 

@@ -214,7 +214,15 @@ def engine_options(config: dict, url: str) -> dict:
     # dead fails its request (503, Retry-After) and SQLAlchemy then discards the
     # whole pool; recycling bounds how long an idle connection is trusted.
     options: dict[str, Any] = {"pool_recycle": 1800}
-    if url.startswith("postgresql"):
+    if url.startswith("postgresql") and config["DATABASE_TRANSACTION_POOLER"]:
+        # Each transaction may run on another server connection: a statement
+        # psycopg prepared on one is unknown on the next, and PgBouncer refuses
+        # the `options` startup parameter. The role carries the timeouts.
+        options["connect_args"] = {
+            "connect_timeout": config["DATABASE_CONNECT_TIMEOUT"],
+            "prepare_threshold": None,
+        }
+    elif url.startswith("postgresql"):
         options["connect_args"] = {
             "connect_timeout": config["DATABASE_CONNECT_TIMEOUT"],
             "options": (
