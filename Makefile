@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test deploy-test bench audit lint format migrate clean
+.PHONY: run test deploy-test fleet-test bench audit lint format migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,14 @@ test: $(VENV)/.dev $(NODE_TOOLS)
 ## Swagger UIs in Chromium, newman and the generated clients against a live server;
 ## needs Debian's nginx, rsync, curl, docker-compose, chromium (see .ci/run)
 deploy-test: $(VENV)/.clients node_modules/.installed
-	$(BIN)/pytest deploy
+	$(BIN)/pytest deploy --ignore=deploy/test_fleet.py
+
+## fleet-test: three app hosts behind a balancer, PgBouncer and Redis Sentinel, as
+## network namespaces of this machine; rolling and failed deploys over ssh and
+## faults under load (deploy/test_fleet.py). Needs root and Debian's packages
+## (see .ci/run).
+fleet-test: $(VENV)/.dev
+	$(BIN)/pytest -p no:cacheprovider deploy/test_fleet.py
 
 ## bench: myapp against its baselines at 1k/100k/1M books (about 10 min); writes
 ## bench/RESULTS.md and bench/charts/. Needs Debian's wrk and postgresql.

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from deploy.load import Load
+from deploy.nginx_site import nginx_main_config, site_config
 from myapp.testing import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,50 +30,6 @@ pytestmark = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in NEEDED),
     reason=f"needs {', '.join(NEEDED)} (apt-get install nginx rsync curl)",
 )
-
-
-def site_config(upstream_file: str, port: int | None = None) -> str:
-    """The shipped nginx site; for serving here, on a free port and our slots."""
-    with open(os.path.join(ROOT, "deploy", "nginx", "myapp.conf")) as shipped:
-        text = shipped.read()
-    text = text.replace(
-        "include /srv/myapp/upstream.conf;", f"include {upstream_file};"
-    )
-    if port is not None:
-        text = text.replace("listen 80;", f"listen 127.0.0.1:{port};")
-        text = text.replace(
-            "listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;"
-        )
-        text = text.replace("server_name api.example.com;", "server_name 127.0.0.1;")
-    return text
-
-
-def nginx_main_config(directory: str, site: str) -> str:
-    """A main nginx.conf around a site, everything under `directory`."""
-    with open(os.path.join(directory, "site.conf"), "w") as handle:
-        handle.write(site)
-    install_snippets(directory)
-    temp = {kind: os.path.join(directory, kind) for kind in ("body", "uwsgi", "proxy")}
-    fastcgi, scgi = os.path.join(directory, "fastcgi"), os.path.join(directory, "scgi")
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    return (
-        f"{user}worker_processes 1;\npid {directory}/nginx.pid;\n"
-        f"error_log {directory}/nginx-error.log;\nevents {{}}\nhttp {{\n"
-        f"  access_log off;\n  client_body_temp_path {temp['body']};\n"
-        f"  uwsgi_temp_path {temp['uwsgi']};\n  proxy_temp_path {temp['proxy']};\n"
-        f"  fastcgi_temp_path {fastcgi};\n  scgi_temp_path {scgi};\n"
-        f"  include {directory}/site.conf;\n}}\n"
-    )
-
-
-def install_snippets(directory: str) -> None:
-    """deploy/nginx's snippets where a site's `include snippets/...` finds them."""
-    os.makedirs(os.path.join(directory, "snippets"), exist_ok=True)
-    for name in ("myapp-errors.conf", "myapp-proxy.conf"):
-        shutil.copy(
-            os.path.join(ROOT, "deploy", "nginx", name),
-            os.path.join(directory, "snippets"),
-        )
 
 
 def test_the_shipped_nginx_site_is_valid(tmp_path):
@@ -139,7 +96,11 @@ class Deployment:
             handle.write(f"server unix:{self.sockets}/a.sock;\n")
         self.config = os.path.join(directory, "nginx.conf")
         with open(self.config, "w") as handle:
-            handle.write(nginx_main_config(directory, site_config(upstream, self.port)))
+            handle.write(
+                nginx_main_config(
+                    directory, site_config(upstream, self.port), self.port
+                )
+            )
         self.nginx = subprocess.Popen(
             ["nginx", "-c", self.config, "-p", directory, "-g", "daemon off;"],
             start_new_session=True,

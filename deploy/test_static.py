@@ -10,6 +10,8 @@ import subprocess
 import pytest
 import yaml
 
+from deploy.nginx_site import install_snippets
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKFLOWS = os.path.join(ROOT, ".github", "workflows")
 
@@ -109,15 +111,12 @@ def test_the_compose_file_is_valid_and_demands_its_secrets():
 
 
 @pytest.mark.skipif(not shutil.which("nginx"), reason="needs nginx")
-def test_the_compose_nginx_site_is_valid(tmp_path):
-    with open(os.path.join(ROOT, "deploy", "nginx", "docker.conf")) as handle:
-        site = handle.read().replace("http://app:8000", "http://127.0.0.1:8000")
-    (tmp_path / "site.conf").write_text(site)
-    (tmp_path / "snippets").mkdir()
-    shutil.copy(
-        os.path.join(ROOT, "deploy", "nginx", "myapp-errors.conf"),
-        tmp_path / "snippets",
-    )
+@pytest.mark.parametrize("site", ["docker.conf", "balancer.conf"])
+def test_the_compose_and_balancer_nginx_sites_are_valid(tmp_path, site):
+    with open(os.path.join(ROOT, "deploy", "nginx", site)) as handle:
+        text = handle.read().replace("server app:8000", "server 127.0.0.1:8000")
+    (tmp_path / "site.conf").write_text(text)
+    install_snippets(str(tmp_path))
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
         f"http {{\n  include {tmp_path}/site.conf;\n}}\n"

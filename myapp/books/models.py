@@ -296,7 +296,7 @@ class LoanModel(SqlModel, sql.Model):
         already has this book, or holds MAX_OPEN_LOANS loans. Returns the loan's row.
 
         Three statements on the way to the commit: lock the member and read their
-        open loans, take a copy, insert the loan; Core statements on the tables,
+        open loans, insert the loan, take a copy; Core statements on the tables,
         without the ORM's unit of work (each measured in bench/). The checks that
         refuse stop after the first."""
         open_loans, copies_left = cls.lock_member(user_id, book_id)
@@ -304,11 +304,6 @@ class LoanModel(SqlModel, sql.Model):
             raise not_found(BookModel.label)
         cls.check_member_may_borrow(book_id, open_loans)
         if copies_left == 0:
-            raise conflict("No copy of this book is left to borrow")
-        # Locks the book row: from here it cannot be deleted under this borrow.
-        taken = sql.session.execute(LoanStatements.take_a_copy, {"book": book_id})
-        if taken.rowcount == 0:  # taken or deleted since the first statement
-            BookModel.read_row_or_404(book_id)
             raise conflict("No copy of this book is left to borrow")
         now = utcnow()
         config = current_app.config
@@ -319,16 +314,25 @@ class LoanModel(SqlModel, sql.Model):
             due=now + timedelta(days=config["LOAN_DAYS"]),
             limit=config["MAX_OPEN_LOANS"],
         )
+        # The loan goes in before the copy is taken, in the order a return locks
+        # them (its loan, then the book): in the other order a borrow waiting on
+        # the unique index for a return of the same book, which waits for the
+        # book's row, would be a deadlock. A refused borrow writes nothing: no
+        # savepoint (two round trips on every borrow), the transaction goes.
         try:
             loan = sql.session.execute(LoanStatements.add_loan, values).first()
-        except IntegrityError:  # the partial unique index: one open loan per book
-            # No savepoint (two round trips on every borrow): a refused borrow
-            # writes nothing, so the whole transaction goes.
+        except IntegrityError:  # one open loan per book and member, or no book
             sql.session.rollback()
+            BookModel.read_row_or_404(book_id)
             raise conflict("You already have this book on loan") from None
         if loan is None:  # a loan committed while this one waited for the member
             sql.session.rollback()
             raise cap_reached()
+        taken = sql.session.execute(LoanStatements.take_a_copy, {"book": book_id})
+        if taken.rowcount == 0:  # taken or deleted since the first statement
+            sql.session.rollback()
+            BookModel.read_row_or_404(book_id)
+            raise conflict("No copy of this book is left to borrow")
         after_catalog_change()
         return loan
 
