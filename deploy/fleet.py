@@ -302,13 +302,15 @@ def start_redis(host: Host, replica_of: Host | None = None, port: int = 6379) ->
 
 def start_sentinel(host: Host, primary: Host, port: int = 26379) -> None:
     """One of the fleet's sentinels, watching the primary as service `myapp`: two
-    of three agree it is down after 1 s, and promote its replica."""
+    of three agree it is down after 2 s, and promote its replica. (At 1 s a
+    sentinel's new link to a just-promoted primary was seen to time out, and the
+    sentinels tried to fail over again, with no replica left.)"""
     config = os.path.join(host.root, "sentinel.conf")  # Sentinel rewrites it
     with open(config, "w") as handle:
         handle.write(
             f"bind {host.address}\nport {port}\nprotected-mode no\n"
             f"sentinel monitor myapp {primary.address} 6379 2\n"
-            "sentinel down-after-milliseconds myapp 1000\n"
+            "sentinel down-after-milliseconds myapp 2000\n"
             "sentinel failover-timeout myapp 5000\n"
             "sentinel parallel-syncs myapp 1\n"
         )

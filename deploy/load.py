@@ -81,7 +81,7 @@ class Load:
         }
         try:
             response = session.request(
-                method, self.base + path, headers=headers, timeout=10, **kwargs
+                method, self.base + path, headers=headers, timeout=20, **kwargs
             )
         except requests.RequestException:
             self._record(kind, 0, started)
@@ -94,13 +94,21 @@ class Load:
         same key, as a client should: it completes exactly once. Returns the
         final answer and whether it was a retry."""
         headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
-        for attempt in range(20):
+        deadline = time.monotonic() + 90
+        attempt = 0
+        while time.monotonic() < deadline:
             response = self._send(
                 session, method, path, kind, json=body, headers=headers
             )
-            if response is not None and response.status_code < 500:
-                return response, attempt > 0
-            time.sleep(0.25)
+            attempt += 1
+            if response is None or response.status_code >= 500:
+                time.sleep(0.25)
+            elif response.status_code == 409 and "in progress" in response.text:
+                # The first attempt's claim on the key is still open (its host
+                # may have died with it): come back as Retry-After says.
+                time.sleep(float(response.headers.get("Retry-After", 1)))
+            else:
+                return response, attempt > 1
         return None, True
 
     def _run(self, number: int) -> None:

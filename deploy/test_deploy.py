@@ -22,6 +22,7 @@ import requests
 
 from deploy.load import Load
 from deploy.nginx_site import nginx_main_config, site_config
+from deploy.sources import broken_copy
 from myapp.testing import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -163,24 +164,6 @@ def deployment(tmp_path, redis_url):
     target = Deployment(str(tmp_path), redis_url)
     yield target
     target.stop()
-
-
-def broken_copy(directory: str) -> str:
-    """This tree with an app that cannot start."""
-    source = os.path.join(directory, "broken-source")
-    subprocess.run(
-        [
-            "rsync",
-            "-a",
-            f"--exclude-from={ROOT}/deploy/rsync-exclude",
-            f"{ROOT}/",
-            source,
-        ],
-        check=True,
-    )
-    with open(os.path.join(source, "wsgi.py"), "a") as handle:
-        handle.write("\nraise RuntimeError('this release is broken')\n")
-    return source
 
 
 @contextlib.contextmanager
