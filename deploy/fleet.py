@@ -259,7 +259,9 @@ def start_pgbouncer(host: Host, password: str, port: int = 6432) -> None:
             f"myapp = host={host.address} port=5432 dbname=myapp\n"
             "[pgbouncer]\n"
             f"listen_addr = {host.address}\nlisten_port = {port}\n"
-            "unix_socket_dir =\nauth_type = scram-sha-256\n"
+            # The unix socket is for `pgbouncer -R`: an online restart takes the
+            # running process's sockets over through it.
+            f"unix_socket_dir = {directory}\nauth_type = scram-sha-256\n"
             f"auth_file = {directory}/users.txt\n"
             "pool_mode = transaction\ndefault_pool_size = 10\nmax_client_conn = 500\n"
         )
@@ -267,10 +269,12 @@ def start_pgbouncer(host: Host, password: str, port: int = 6432) -> None:
     run_pgbouncer(host, port)
 
 
-def run_pgbouncer(host: Host, port: int = 6432) -> None:
-    """(Re)start the PgBouncer start_pgbouncer set up."""
+def run_pgbouncer(host: Host, port: int = 6432, online: bool = False) -> None:
+    """(Re)start the PgBouncer start_pgbouncer set up. `online`: take over the
+    running one's sockets, client and server connections included (-R)."""
     config = os.path.join(host.root, "pgbouncer", "pgbouncer.ini")
-    host.start("pgbouncer", ["pgbouncer", config], user="postgres")
+    argv = ["pgbouncer", *(["-R"] if online else []), config]
+    host.start("pgbouncer", argv, user="postgres")
     wait_for_port(host.address, port)
 
 

@@ -456,6 +456,22 @@ def test_pgbouncer_restarted(the_fleet, admin, book):
     under_load(the_fleet, admin, book, "PgBouncer restarted", restart)
 
 
+def test_pgbouncer_restarted_online(the_fleet, admin, book):
+    """The restart an operator should use: the new process takes the old one's
+    sockets over, so no client sees it."""
+    db = the_fleet.hosts["db"]
+
+    def restart_online():
+        replaced = db.processes["pgbouncer"]
+        fleet.run_pgbouncer(db, online=True)
+        replaced.wait(timeout=30)  # the old process hands over and exits
+
+    load = under_load(
+        the_fleet, admin, book, "PgBouncer restarted online", restart_online
+    )
+    assert not load.failures(), load.summary()
+
+
 def test_an_app_host_killed(the_fleet, admin, book):
     app2 = the_fleet.hosts["app2"]
 
