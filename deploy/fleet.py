@@ -68,8 +68,13 @@ class Host:
             time.sleep(0.05)
 
     def command(self, argv: list[str], user: str | None = None) -> list[str]:
+        """argv inside this host. nsenter and setpriv exec it (no process stays
+        between): a signal to the process reaches the server itself (runuser would
+        stay, and hold a stop for 2 s)."""
         inside = ["nsenter", "-t", str(self.anchor.pid), "-m", "-n"]
-        return inside + (["runuser", "-u", user, "--"] if user else []) + argv
+        if user:
+            inside += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
+        return inside + argv
 
     def run(self, argv, user=None, **options) -> subprocess.CompletedProcess:
         options.setdefault("check", True)
