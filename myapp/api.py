@@ -23,7 +23,7 @@ from flask_restx import Api, Namespace, SchemaModel
 from werkzeug.routing import IntegerConverter
 
 from myapp import auth, idempotency
-from myapp.db import SAFE_METHODS, commit
+from myapp.db import SAFE_METHODS, commit, read_on_a_live_connection
 from myapp.errors import STATUSES, error_response
 from myapp.openapi import (
     ERROR_MODEL,
@@ -81,12 +81,15 @@ class Resource(flask_restx.Resource):
     """Commits once per request, after the handler succeeded: an exception anywhere
     before that leaves the session to be rolled back, so a failed request writes
     nothing. Work that must follow the commit (revoking sessions in Redis) is queued
-    with `after_commit`."""
+    with `after_commit`. A read that meets a dead pooled connection runs again on a
+    new one (`read_on_a_live_connection`)."""
 
     def dispatch_request(self, *args, **kwargs):
-        response = super().dispatch_request(*args, **kwargs)
-        if request.method not in SAFE_METHODS:
-            commit()
+        dispatch = super().dispatch_request
+        if request.method in SAFE_METHODS:
+            return read_on_a_live_connection(dispatch, *args, **kwargs)
+        response = dispatch(*args, **kwargs)
+        commit()
         return response
 
 

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from limits.storage import RedisStorage
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase
 
 from myapp import redis_url, telemetry
@@ -223,6 +224,22 @@ class VerifiedTokenCache(JWTManager):
 
 
 jwt = VerifiedTokenCache()
+
+
+def read_on_a_live_connection(read, *args, **kwargs):
+    """Run a read; if its pooled database connection turns out dead (closed by a
+    restarted PostgreSQL or PgBouncer while it sat in the pool), SQLAlchemy has
+    discarded the whole pool by then: run the read once more, on a new connection.
+    Pools are not pinged before use (a round trip on every request), so this is
+    where a dead connection is found. Reads only: a write may have been applied,
+    and its client retries it with its Idempotency-Key."""
+    try:
+        return read(*args, **kwargs)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        sql.session.rollback()
+        return read(*args, **kwargs)
 
 
 def commit() -> None:
