@@ -49,10 +49,12 @@ SWAGGER_AUTHORIZATIONS = {
 
 
 class DatabaseIdConverter(IntegerConverter):
-    """`<int:...>` in every route: ids past MAX_ID cannot exist, so they are a 404
-    at routing rather than an overflow in the database."""
+    """`<int:...>` in every route: ids outside 1..MAX_ID cannot exist (the
+    documents say so), so they are a 404 at routing: no overflow in the database,
+    and no PUT that makes a site with id 0."""
 
     def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("min", 1)
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
 

@@ -744,6 +744,19 @@ def test_a_mac_with_a_trailing_newline_is_400(app, client, staff, site):
     assert count(app, ComputerModel) == 0
 
 
+@pytest.mark.parametrize("site_id", ["0", "00", "2147483648"])
+def test_a_put_at_an_id_that_cannot_exist_is_404_and_makes_nothing(
+    app, client, staff, site_id
+):
+    """Ids are 1..2**31-1, as the documents say: outside that a PUT does not make
+    a site, whatever the database would take."""
+    response = client.put(
+        f"/sites/{site_id}", json={"name": "Zero"}, headers=staff.headers
+    )
+    assert_error(response, 404, "not_found")
+    assert count(app, SiteModel) == 0
+
+
 def test_a_put_at_the_largest_id_leaves_post_working(app, client, staff, add):
     top = client.put("/sites/2147483647", json={"name": "Top"}, headers=staff.headers)
     assert top.status_code == 201
