@@ -176,10 +176,12 @@ def shaped_response(api_error: ApiError) -> Response:
 
 def answer_routing_refusals() -> Response | None:
     """What Werkzeug decides while routing, before any view, answered here in the
-    one shape: a Host not in TRUSTED_HOSTS (400; Flask-RESTX's error handling
-    would trip over it again), and a URL that only lacks its trailing slash
-    (/books), redirected to the route's own (/books/) with a Location relative to
-    this host (Werkzeug's is an HTML page that no error handler sees)."""
+    one shape: a Host not in TRUSTED_HOSTS (400), a URL that only lacks its
+    trailing slash (/books), redirected to the route's own (/books/) with a
+    Location relative to this host (Werkzeug's is an HTML page that no error
+    handler sees), and no route (404) or not this method (405). Flask-RESTX's own
+    handling of these routes them again and trips: on a host name, and on a made-up
+    method at an id the route refuses (PROPFIND /books/0 raised, a 500)."""
     refusal = request.routing_exception
     if isinstance(refusal, SecurityError):
         return shaped_response(
@@ -187,6 +189,8 @@ def answer_routing_refusals() -> Response | None:
         )
     if isinstance(refusal, RequestRedirect):
         return redirect_in_json(refusal)
+    if isinstance(refusal, HTTPException):
+        return error_response(refusal)
     return None
 
 

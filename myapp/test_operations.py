@@ -175,6 +175,17 @@ def test_limited_responses_carry_rate_limit_headers(client):
         assert int(headers[name]) >= 0
 
 
+@pytest.mark.parametrize("path", ["/books/0", "/books/2147483648", "/sites/00"])
+@pytest.mark.parametrize("method", ["PROPFIND", "BREW", "GET"])
+def test_an_id_the_route_refuses_is_answered_in_the_one_shape(client, path, method):
+    """An id outside 1..2**31-1 matches no route, with any method, even one made
+    up: a 404 (or 405 for a method the URL's shape never takes) in the one error
+    shape, never a 500."""
+    response = client.open(path, method=method)
+    assert response.status_code in (404, 405)
+    assert_error(response, response.status_code, response.get_json()["code"])
+
+
 # --- Metrics: closed label sets, and only for the configured networks
 
 
