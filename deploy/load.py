@@ -24,7 +24,6 @@ class Outcome:
     kind: str
     status: int  # 0: no HTTP answer at all
     started: float
-    retried: bool = False
 
 
 @dataclass
@@ -69,9 +68,9 @@ class Load:
         counts = collections.Counter((o.kind, o.status) for o in self.outcomes)
         return {f"{kind} {status}": n for (kind, status), n in sorted(counts.items())}
 
-    def _record(self, kind, status, started, retried=False):
+    def _record(self, kind, status, started):
         with self._lock:
-            self.outcomes.append(Outcome(kind, status, started, retried))
+            self.outcomes.append(Outcome(kind, status, started))
 
     def _send(self, session, method, path, kind, **kwargs) -> requests.Response | None:
         started = time.monotonic()

@@ -155,7 +155,7 @@ class Fleet:
         fleet.start_nginx(host, site, directory)
         os.symlink(directory, os.path.join(host.root, "srv", "nginx"))
 
-    def deploy(self, source: str = ROOT, hosts=APP_HOSTS, **env):
+    def deploy(self, source: str = ROOT, **env):
         slot = (
             "{ROOT}/deploy/slot-supervisor.sh {action} $slot"
             " /srv/myapp /run/myapp /etc/myapp/env"
@@ -163,7 +163,7 @@ class Fleet:
         environment = {
             "PATH": os.environ["PATH"],
             "HOME": os.environ.get("HOME", "/root"),
-            "DEPLOY_HOSTS": " ".join(self.hosts[name].address for name in hosts),
+            "DEPLOY_HOSTS": " ".join(self.hosts[name].address for name in APP_HOSTS),
             "DEPLOY_USER": "root",
             "DEPLOY_PATH": "/srv/myapp",
             "SSH_OPTIONS": f"-i {self.key} -o StrictHostKeyChecking=no "

@@ -204,11 +204,6 @@ def derive_extension_settings(config: dict) -> None:
     config["CACHE_TYPE"] = "RedisCache"
 
 
-def redis_timeouts(config: dict) -> dict:
-    timeout = config["REDIS_SOCKET_TIMEOUT"]
-    return {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-
-
 def engine_options(config: dict, url: str) -> dict:
     # No pre-ping: it would cost every request a round trip. A connection found
     # dead fails its request (503, Retry-After) and SQLAlchemy then discards the
