@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from limits.storage import RedisStorage
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase
 
 from myapp import redis_url, telemetry
@@ -226,20 +226,35 @@ class VerifiedTokenCache(JWTManager):
 jwt = VerifiedTokenCache()
 
 
+# How long a read keeps trying to reach a database that refused a connection: a
+# restart of PgBouncer or PostgreSQL is gone in well under that; a longer outage is
+# a 503 once it has passed.
+RECONNECT_WINDOW = 1.0
+RECONNECT_PAUSE = 0.25
+
+
 def read_on_a_live_connection(read, *args, **kwargs):
-    """Run a read; if its pooled database connection turns out dead (closed by a
-    restarted PostgreSQL or PgBouncer while it sat in the pool), SQLAlchemy has
-    discarded the whole pool by then: run the read once more, on a new connection.
-    Pools are not pinged before use (a round trip on every request), so this is
-    where a dead connection is found. Reads only: a write may have been applied,
-    and its client retries it with its Idempotency-Key."""
-    try:
-        return read(*args, **kwargs)
-    except DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-        sql.session.rollback()
-        return read(*args, **kwargs)
+    """Run a read, on a live connection. Pools are not pinged before use (a round
+    trip on every request), so this is where a dead one is found: a pooled
+    connection closed by a restarted PostgreSQL or PgBouncer (SQLAlchemy has then
+    discarded the whole pool) is replaced at once; a connection refused is tried
+    again every RECONNECT_PAUSE seconds for RECONNECT_WINDOW. Reads only: a write
+    may have been applied, and its client retries it with its Idempotency-Key."""
+    deadline = time.monotonic() + RECONNECT_WINDOW
+    replaced = False
+    while True:
+        try:
+            return read(*args, **kwargs)
+        except DBAPIError as error:
+            # No statement: the error came from connecting, not from a query.
+            refused = error.statement is None and isinstance(error, OperationalError)
+            lost = error.connection_invalidated and not replaced
+            if not (lost or refused and time.monotonic() + RECONNECT_PAUSE < deadline):
+                raise
+            sql.session.rollback()
+            replaced = replaced or lost
+            if refused:
+                time.sleep(RECONNECT_PAUSE)
 
 
 def commit() -> None:

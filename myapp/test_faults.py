@@ -2,6 +2,7 @@
 tests stop, freeze (SIGSTOP) and bring back, checking what clients see meanwhile
 and that the service recovers without a restart."""
 
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -260,6 +261,25 @@ def test_a_restarted_postgres_costs_no_read(backing, server, book):
     postgres.stop()
     postgres.start()
     for _ in range(6):
+        assert requests.get(f"{server}/books/{book['id']}").status_code == 200
+    with app.app_context():
+        sql.engine.dispose()  # its pool still held connections from before
+
+
+def test_a_read_waits_out_a_database_restart(backing, server, book):
+    """A read that finds the database gone (refused: a restart of PostgreSQL or
+    PgBouncer takes about 0.1 s) tries again for up to a second, so the restart
+    costs it some latency, not a 503."""
+    postgres, _redis, app = backing
+    postgres.stop()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        read = pool.submit(requests.get, f"{server}/books/{book['id']}")
+        time.sleep(0.4)  # the read has met the refusal and is waiting
+        postgres.start()
+        assert read.result().status_code == 200
+        assert time.monotonic() - started < 1.5
+    for _ in range(6):  # and the other worker's dead pool is replaced by a read
         assert requests.get(f"{server}/books/{book['id']}").status_code == 200
     with app.app_context():
         sql.engine.dispose()  # its pool still held connections from before
