@@ -259,35 +259,36 @@ def read_on_a_live_connection(read, *args, **kwargs):
 
 def commit() -> None:
     """The request's one commit, then the work queued to follow it. Once committed,
-    the request has succeeded: a failing follow-up is logged, never turned into an
-    error response for a write that happened."""
+    the request has succeeded: a failing follow-up is logged and counted, never
+    turned into an error response for a write that happened."""
     try:
         sql.session.commit()
     except Exception:
-        run_callbacks("after_rollback")
+        run_follow_ups("after_rollback")
         raise
     g.pop("after_rollback", None)
-    run_callbacks("after_commit")
+    run_follow_ups("after_commit")
 
 
-def after_commit(callback) -> None:
+def after_commit(step: str, callback) -> None:
     """Run `callback` once this request's transaction has committed, so that no
     request can see the old data after the callback ran (revoking sessions, bumping
-    a cache generation, keeping an idempotent response)."""
-    g.setdefault("after_commit", []).append(callback)
+    a cache generation, keeping an idempotent response). `step` names it in the log
+    and in /metrics if it fails."""
+    g.setdefault("after_commit", []).append((step, callback))
 
 
-def after_rollback(callback) -> None:
+def after_rollback(step: str, callback) -> None:
     """Run `callback` if this request's commit fails (releasing a claim in Redis)."""
-    g.setdefault("after_rollback", []).append(callback)
+    g.setdefault("after_rollback", []).append((step, callback))
 
 
-def run_callbacks(kind: str) -> None:
-    for callback in g.pop(kind, []):
+def run_follow_ups(kind: str) -> None:
+    for step, callback in g.pop(kind, []):
         try:
             callback()
-        except Exception:
-            current_app.logger.error("%s callback failed", kind, exc_info=True)
+        except Exception as error:
+            telemetry.follow_up_failed(step, error)
 
 
 @event.listens_for(Engine, "connect")

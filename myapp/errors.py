@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 import jwt as pyjwt
-import redis.exceptions
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, jsonify, request
@@ -28,6 +27,7 @@ from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.routing import RequestRedirect
 
 from myapp.db import limiter
+from myapp.outages import is_outage
 from myapp.tracing import request_id
 
 
@@ -86,20 +86,14 @@ STATUSES = {
     503: Status(
         "service_unavailable",
         "Service temporarily unavailable, try again shortly",
-        "service_unavailable: the database or Redis is unreachable; nothing was "
+        "service_unavailable: the database or Redis is unavailable (down, stalled, "
+        "full or read-only); nothing was "
         "written, retry after `Retry-After` seconds",
     ),
 }
 
 # What a client should wait before retrying when a backing service is down.
 RETRY_AFTER_UNAVAILABLE = "5"
-UNAVAILABLE = (
-    sql_errors.OperationalError,
-    sql_errors.InterfaceError,
-    sql_errors.TimeoutError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
 # Headers of a Werkzeug exception worth keeping (Allow on 405, Retry-After on 429).
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
@@ -224,7 +218,7 @@ def to_api_error(error: Exception) -> ApiError:
             token_problem(error),
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if isinstance(error, UNAVAILABLE):
+    if is_outage(error):
         # The driver's own message: the SQLAlchemy one would log statement parameters.
         cause = getattr(error, "orig", None) or error
         current_app.logger.warning(

@@ -60,8 +60,13 @@ def idempotent(view):
         except Exception:
             redis_store.delete(record_key)
             raise
-        after_commit(lambda: store(record_key, fingerprint, body, status, headers))
-        after_rollback(lambda: redis_store.delete(record_key))
+        after_commit(
+            "idempotent response kept",
+            lambda: store(record_key, fingerprint, body, status, headers),
+        )
+        after_rollback(
+            "idempotency key released", lambda: redis_store.delete(record_key)
+        )
         return body, status, headers
 
     return guarded

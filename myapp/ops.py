@@ -5,6 +5,8 @@ import time
 from ipaddress import ip_address, ip_network
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from redis import RedisError
+from redis import exceptions as redis_errors
 from sqlalchemy import text
 
 from myapp import telemetry
@@ -29,6 +31,15 @@ DOCS_CSP = (
 HSTS = "max-age=31536000; includeSubDomains"
 
 IN_MEMORY = "counted in each process's memory until Redis answers"
+UNREACHABLE = "unreachable"
+REDIS_REFUSALS = {
+    redis_errors.OutOfMemoryError: "full: maxmemory reached, writes refused",
+    redis_errors.ReadOnlyError: "read-only: a replica",
+    redis_errors.BusyLoadingError: "loading its data",
+}
+# The key readiness writes to: one for every process, kept a few seconds.
+READINESS_KEY = "myapp:readiness"
+READINESS_KEY_MS = 10_000
 
 ops = Blueprint("ops", __name__)
 limiter.exempt(ops)
@@ -42,22 +53,26 @@ def healthz():
 
 @ops.get("/readiness")
 def readiness():
-    """200 when the database and Redis answer, else 503 naming what is down."""
-    # (Fails fast: the Redis socket timeout and the database connect_timeout.)
-    checks = {"database": database_answers(), "redis": redis_answers()}
-    down = [name for name, ok in checks.items() if not ok]
-    if down:
-        details = [{"field": name, "problem": "unreachable"} for name in down]
-        if "redis" in down:
+    """200 when the database answers and Redis takes writes, else 503 naming what
+    is wrong. Each check is bounded by its client's timeouts."""
+    problems = {"database": database_problem(), "redis": redis_problem()}
+    details = [
+        {"field": name, "problem": problem}
+        for name, problem in problems.items()
+        if problem
+    ]
+    if details:
+        if problems["redis"]:
             details.append({"field": "rate_limits", "problem": IN_MEMORY})
+        down = [name for name, problem in problems.items() if problem]
         raise ApiError(
             503,
             "service_unavailable",
-            f"Not ready: {', '.join(down)} unreachable",
+            f"Not ready: {', '.join(down)}",
             details,
             headers={"Retry-After": "5"},
         )
-    return jsonify({"status": "ok", "checks": {name: "ok" for name in checks}})
+    return jsonify({"status": "ok", "checks": {name: "ok" for name in problems}})
 
 
 @ops.get("/metrics")
@@ -78,22 +93,32 @@ def from_networks(address: str | None, networks: list[str]) -> bool:
     return any(client in ip_network(network, strict=False) for network in networks)
 
 
-def database_answers() -> bool:
+def database_problem() -> str | None:
     try:
         sql.session.execute(text("SELECT 1"))
-        return True
+        return None
     except Exception:
         current_app.logger.warning("Readiness: database unreachable", exc_info=True)
         sql.session.rollback()
-        return False
+        return UNREACHABLE
 
 
-def redis_answers() -> bool:
+def redis_problem() -> str | None:
+    """Whether Redis takes a write (a full or read-only one answers PING but
+    refuses every session, claim and limit), and keeps what the app stores: under
+    any eviction policy but noeviction, a full Redis would drop sessions (signing
+    their owners out) and rate-limit counts (starting limits afresh)."""
     try:
-        return bool(redis_store.ping())
-    except Exception:
-        current_app.logger.warning("Readiness: Redis unreachable", exc_info=True)
-        return False
+        redis_store.set(READINESS_KEY, "1", px=READINESS_KEY_MS)
+        policy = redis_store.info("memory").get("maxmemory_policy", "noeviction")
+    except RedisError as error:
+        current_app.logger.warning(
+            "Readiness: Redis refused: %s: %s", type(error).__name__, error
+        )
+        return REDIS_REFUSALS.get(type(error), UNREACHABLE)
+    if policy != "noeviction":
+        return f"maxmemory-policy is {policy}: it can evict sessions and rate limits"
+    return None
 
 
 def start_request() -> None:

@@ -51,6 +51,22 @@ def rate_limits_in_memory() -> None:
     )
 
 
+FOLLOW_UP_FAILURES = Counter(
+    "myapp_follow_up_failures_total",
+    "Steps that follow a request's commit (or its failed commit) and failed: the "
+    "request's answer stood (README: Operating it)",
+    ["step"],
+)
+
+
+def follow_up_failed(step: str, error: Exception) -> None:
+    """One line and one count per failure; the answer the client got stands."""
+    FOLLOW_UP_FAILURES.labels(step).inc()
+    logging.getLogger(LOGGER).error(
+        "Not done after the request: %s (%s: %s)", step, type(error).__name__, error
+    )
+
+
 class CurrentStderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (a gunicorn worker's, a test's
     capture), not the one there was when logging was configured."""

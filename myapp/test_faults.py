@@ -3,6 +3,7 @@ tests stop, freeze (SIGSTOP) and bring back, checking what clients see meanwhile
 and that the service recovers without a restart."""
 
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import uuid
 
 import flask_migrate
 import pytest
+import redis as redis_client
 import requests
 import sqlalchemy
 
@@ -21,6 +23,7 @@ from myapp import create_app
 from myapp.books.models import isbn13
 from myapp.db import commit, sql
 from myapp.ops import IN_MEMORY
+from myapp.testing import free_port
 from myapp.users.models import UserModel
 
 PASSWORD = "a fault-tolerant password"
@@ -208,6 +211,83 @@ def test_without_redis_the_catalog_reads_and_session_checks_are_503(
         assert me.status_code == (200 if fault == "frozen" else 401)
 
     eventually(recovered)
+
+
+@contextlib.contextmanager
+def redis_refusing_writes(redis, fault: str):
+    """A Redis that answers but takes no write: full (maxmemory reached under
+    noeviction), or a replica (read-only, as during a failover)."""
+    client = redis_client.Redis.from_url(redis.url)
+    if fault == "full":
+        client.config_set("maxmemory", 1)
+    else:
+        client.replicaof("127.0.0.1", free_port())  # a primary that never answers
+    try:
+        yield
+    finally:
+        if fault == "full":
+            client.config_set("maxmemory", 0)
+        else:
+            client.replicaof("NO", "ONE")
+        client.close()
+
+
+def follow_up_failures(server: str, step: str) -> float:
+    metrics = requests.get(f"{server}/metrics").text
+    line = f'myapp_follow_up_failures_total{{step="{step}"}} '
+    return sum(
+        float(row.split()[-1]) for row in metrics.splitlines() if row.startswith(line)
+    )
+
+
+@pytest.mark.parametrize(
+    "fault, problem",
+    [
+        ("full", "full: maxmemory reached, writes refused"),
+        ("read-only", "read-only: a replica"),
+    ],
+)
+def test_a_redis_refusing_writes_is_503_never_500(
+    backing, server, staff_headers, book, fault, problem
+):
+    """Every write Redis refuses is a 503 with Retry-After wherever it happens;
+    what happens after a commit is logged and counted; readiness says why."""
+    _postgres, redis, _app = backing
+    url = f"{server}/books/{book['id']}"
+    body = {"email": f"member-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD}
+    assert requests.post(f"{server}/users/", json={**body, "name": "M"}).ok
+    invalidations = follow_up_failures(server, "popular books cache invalidated")
+    with redis_refusing_writes(redis, fault):
+        assert_unavailable(requests.post(f"{server}/users/tokens", json=body))
+        keyed = {**staff_headers, "Idempotency-Key": uuid.uuid4().hex}
+        assert_unavailable(requests.post(f"{url}/loans", headers=keyed))
+        assert requests.get(url).json()["copies_available"] == 2  # nothing written
+        assert requests.get(f"{server}/users/me", headers=staff_headers).ok
+        assert requests.get(f"{server}/books/popular").status_code == 200
+        # A borrow without a key needs no Redis write before its commit: it is
+        # made; the cache invalidation after it is not, and is counted.
+        assert requests.post(f"{url}/loans", headers=staff_headers).status_code == 201
+        readiness = assert_unavailable(requests.get(f"{server}/readiness"))
+        assert {"field": "redis", "problem": problem} in readiness["details"]
+    assert follow_up_failures(server, "popular books cache invalidated") > invalidations
+    eventually(lambda: requests.get(f"{server}/readiness").raise_for_status())
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
+def test_readiness_refuses_an_eviction_policy_that_drops_sessions(
+    backing, server, policy
+):
+    _postgres, redis, _app = backing
+    client = redis_client.Redis.from_url(redis.url)
+    client.config_set("maxmemory-policy", policy)
+    try:
+        body = assert_unavailable(requests.get(f"{server}/readiness"))
+        problem = f"maxmemory-policy is {policy}: it can evict sessions and rate limits"
+        assert {"field": "redis", "problem": problem} in body["details"]
+    finally:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.close()
+    assert requests.get(f"{server}/readiness").status_code == 200
 
 
 def test_rate_limits_hold_per_process_while_redis_is_down(backing, workdir):

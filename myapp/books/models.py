@@ -24,10 +24,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-import redis.exceptions
+from redis.exceptions import RedisError
 
 from myapp.db import after_commit, cache, sql
 from myapp.errors import conflict, not_found
+from myapp.outages import is_outage
 from myapp.model import (
     SqlModel,
     Timestamped,
@@ -425,39 +426,44 @@ LoanModel.sort_columns = {
 # after it. With Redis unreachable the catalog is served from the database.
 
 GENERATION_KEY = f"{POPULAR_CACHE_KEY}:generation"
-CACHE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def after_catalog_change() -> None:
-    after_commit(bump_generation)
+    # If Redis fails here, an entry cached before the change is served until it
+    # expires: POPULAR_CACHE_SECONDS at most (logged, and counted in /metrics).
+    after_commit("popular books cache invalidated", bump_generation)
 
 
 def bump_generation() -> None:
-    try:
-        cache.cache.inc(GENERATION_KEY)
-    except CACHE_ERRORS:
-        current_app.logger.warning("Cache unreachable: popular books not invalidated")
+    cache.cache.inc(GENERATION_KEY)
 
 
 def cache_generation() -> int | None:
     try:
         return cache.get(GENERATION_KEY) or 0
-    except CACHE_ERRORS:
-        return None
+    except RedisError as error:
+        return unless_outage(error)
 
 
 def cache_get(key: str):
     try:
         return cache.get(key)
-    except CACHE_ERRORS:
-        return None
+    except RedisError as error:
+        return unless_outage(error)
 
 
 def cache_set(key: str, value) -> None:
     try:
         cache.set(key, value, timeout=POPULAR_CACHE_SECONDS)
-    except CACHE_ERRORS:
-        pass
+    except RedisError as error:
+        unless_outage(error)
+
+
+def unless_outage(error: RedisError) -> None:
+    """Redis unavailable (down, full, read-only): the catalog is read from the
+    database. Any other Redis error is a bug, and raised."""
+    if not is_outage(error):
+        raise error
 
 
 class LoanStatements:

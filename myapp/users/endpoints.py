@@ -6,7 +6,7 @@ from flask_jwt_extended import get_jwt
 from myapp.api import Resource, make_api, no_content
 from myapp.auth import current_identity
 from myapp.conditional import check_if_match, created, single_response
-from myapp.db import after_commit, jwt, limit_key, limiter, sql
+from myapp.db import jwt, limit_key, limiter, sql
 from myapp.pagination import ListParams, list_schema, page_response
 from myapp.schema import json_body, text
 from myapp.users.models import (
@@ -186,8 +186,7 @@ class Me(Resource):
         check_if_match(user.as_json())
         changed = user.update_profile(json_body())
         if "password" in changed:
-            keep = current_identity().session_id
-            after_commit(lambda: SessionModel.delete_all(user.id, keep=keep))
+            SessionModel.end_with_change(user.id, keep=current_identity().session_id)
         sql.session.flush()
         return single_response(user.as_json())
 
@@ -235,7 +234,7 @@ class User(Resource):
         changed = user.update(json_body())
         sql.session.flush()
         if "role" in changed:
-            after_commit(lambda: SessionModel.delete_all(user_id))
+            SessionModel.end_with_change(user_id)
         return single_response(user.as_json())
 
     @feature.requires("admin")
@@ -246,5 +245,5 @@ class User(Resource):
         user = UserModel.get_or_404(user_id, for_update=True)
         check_if_match(user.as_json())
         user.delete()
-        after_commit(lambda: SessionModel.delete_all(user_id))
+        SessionModel.end_with_change(user_id)
         return no_content()

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from myapp.auth import ROLES
-from myapp.db import redis_store, sql
+from myapp.db import after_commit, redis_store, sql
 from myapp.errors import ApiError, conflict, not_found
 from myapp.model import (
     SqlModel,
@@ -438,6 +438,17 @@ class SessionModel:
             pipe.delete(*[cls.key(session_id) for session_id in doomed])
             pipe.zrem(index, *doomed)
             pipe.execute()
+
+    @classmethod
+    def end_with_change(cls, user_id: int, keep: str | None = None) -> None:
+        """End a user's sessions as part of this request's change (a new password
+        or role, a deletion): now, so that Redis failing is a 503 and the change is
+        not made, and again once it has committed, for a sign-in that raced it. If
+        that second pass fails, only such a sign-in outlives the change (logged,
+        and counted in /metrics); if the commit fails, the sessions are gone
+        anyway, and their owner signs in again."""
+        cls.delete_all(user_id, keep)
+        after_commit("sessions revoked", lambda: cls.delete_all(user_id, keep))
 
     def as_json(self, current_session_id: str | None = None) -> dict:
         expires = utcnow() + timedelta(seconds=self.ttl)
