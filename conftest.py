@@ -254,11 +254,34 @@ def committing_app(database_url, redis_url, redis_client):
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
+# How each WSGI server is started as shipped: with its own config file, serving
+# HTTP on BIND (gunicorn.conf.py) or MYAPP_SOCKET (myapp.ini).
+SERVER_COMMANDS = {
+    "gunicorn": [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "gunicorn.conf.py",
+        "wsgi:app",
+    ],
+    "uwsgi": [
+        os.path.join(os.path.dirname(sys.executable), "uwsgi"),
+        "--ini",
+        "myapp.ini",
+    ],
+}
+
+
 @contextlib.contextmanager
-def gunicorn(workdir: str, workers: int = 4, **env):
-    """A real gunicorn serving wsgi:app with gunicorn.conf.py on 127.0.0.1, metrics
-    in multiprocess mode, env on top of ours (DATABASE_URL, REDIS_URL, ...). Yields
-    its base URL; stopped, with its workers, when the block ends."""
+def wsgi_server(
+    workdir: str, server: str = "gunicorn", workers: int = 4, args=(), **env
+):
+    """A real gunicorn or uWSGI serving wsgi:app with its shipped config on
+    127.0.0.1, metrics in multiprocess mode, env on top of ours (DATABASE_URL,
+    REDIS_URL, ...), `args` after the config (overriding it). Yields its base URL;
+    stopped, with its workers, when the block ends. Its output is in
+    server_log(workdir, base)."""
     port = free_port()
     metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=workdir)
     environment = {
@@ -266,37 +289,42 @@ def gunicorn(workdir: str, workers: int = 4, **env):
         "MYAPP_ENV": "testing",
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
         "BIND": f"127.0.0.1:{port}",
+        "MYAPP_SOCKET": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(workers),
         **env,
     }
-    log = open(os.path.join(workdir, f"gunicorn-{port}.log"), "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+    base = f"http://127.0.0.1:{port}"
+    log = open(server_log(workdir, base), "w")
+    process = subprocess.Popen(
+        [*SERVER_COMMANDS[server], *args],
         cwd=ROOT,
         env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(base, server)
+        wait_until_serving(base, process)
         yield base
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=15)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         log.close()
+
+
+def server_log(workdir: str, base: str) -> str:
+    return os.path.join(workdir, f"server-{base.rsplit(':', 1)[1]}.log")
 
 
 @pytest.fixture(scope="session")
 def live_server(database_url, redis_url, workdir):
     """gunicorn (4 sync workers) on the test database and Redis, for black-box and
     concurrency tests; limits out of the way."""
-    with gunicorn(
+    with wsgi_server(
         workdir,
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
@@ -311,14 +339,14 @@ def wait_until_serving(base: str, server: subprocess.Popen) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.returncode}")
+            raise RuntimeError(f"the server exited with {server.returncode}")
         try:
             if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    raise RuntimeError("gunicorn did not start serving in 30 s")
+    raise RuntimeError("the server did not start serving in 30 s")
 
 
 @pytest.fixture

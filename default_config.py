@@ -16,14 +16,21 @@ class Config:
     # Seconds a Redis call may take before the request gives up (503).
     REDIS_SOCKET_TIMEOUT = 0.5
     # PostgreSQL guards (seconds, milliseconds): a stuck server must not hang workers.
-    DATABASE_CONNECT_TIMEOUT = 3
-    DATABASE_STATEMENT_TIMEOUT_MS = 5000
-    DATABASE_LOCK_TIMEOUT_MS = 2000
+    # A request waits on the database for one statement's time at most, plus
+    # half a second (myapp/stalls.py); 2 s is the least libpq connects within.
+    DATABASE_CONNECT_TIMEOUT = 2
+    DATABASE_STATEMENT_TIMEOUT_MS = 2000
+    DATABASE_LOCK_TIMEOUT_MS = 1000
     # DATABASE_URL is a pooler in transaction mode (PgBouncer pool_mode=transaction):
     # no server-side prepared statements and no startup options, which a pooled
     # server connection cannot keep; the two timeouts above are then the database
     # role's (ALTER ROLE ... SET, see the README's "Scaling out").
     DATABASE_TRANSACTION_POOLER = False
+    # Threads per worker process (gunicorn.conf.py and myapp.ini read it too). Each
+    # process keeps one database connection fewer than it has threads, so a thread
+    # is always left for /healthz, /readiness and requests that need no database,
+    # even while every connection waits on a stalled one.
+    WEB_THREADS = 4
 
     # HTTP behaviour
     MAX_CONTENT_LENGTH = 1024 * 1024

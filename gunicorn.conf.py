@@ -9,8 +9,12 @@ from prometheus_client import multiprocess
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Sync workers: measured here, gevent showed a 300 ms p99 (DESIGN.md).
-worker_class = "sync"
+# Threads, so that a request waiting on a stalled database (up to its deadline,
+# myapp/stalls.py) never keeps /healthz and /readiness waiting: each worker has
+# threads to spare. (gevent showed a 300 ms p99 here: DESIGN.md.)
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "4"))
+# Past every deadline a request can meet (a few seconds): only a bug reaches it.
 timeout = 30
 graceful_timeout = 20
 # Access lines come from the app itself, as JSON (myapp/telemetry.py).

@@ -223,8 +223,8 @@ def start_postgres(host: Host, password: str, port: int = 5432) -> None:
     wait_for_port(host.address, port)
     for statement in (
         f"CREATE ROLE myapp LOGIN PASSWORD '{password}'",
-        "ALTER ROLE myapp SET statement_timeout = 5000",
-        "ALTER ROLE myapp SET lock_timeout = 2000",
+        "ALTER ROLE myapp SET statement_timeout = 2000",
+        "ALTER ROLE myapp SET lock_timeout = 1000",
         "CREATE DATABASE myapp OWNER myapp",
     ):
         psql(host, data, port, "postgres", statement)

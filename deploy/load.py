@@ -24,6 +24,7 @@ class Outcome:
     kind: str
     status: int  # 0: no HTTP answer at all
     started: float
+    seconds: float  # until the answer came, or none
 
 
 @dataclass
@@ -34,6 +35,9 @@ class Load:
     threads: int = 4
     pause: float = 0.02
     host: str | None = None  # the Host header, where it is not the base's
+    # A new connection for every request, as nginx opens upstream: uWSGI's HTTP
+    # socket closes each connection after its answer, without saying so.
+    close: bool = False
     outcomes: list = field(default_factory=list)
     written: list = field(default_factory=list)  # emails of accounts made
     loans: set = field(default_factory=set)  # ids of the loans the borrows made
@@ -69,8 +73,9 @@ class Load:
         return {f"{kind} {status}": n for (kind, status), n in sorted(counts.items())}
 
     def _record(self, kind, status, started):
+        outcome = Outcome(kind, status, started, time.monotonic() - started)
         with self._lock:
-            self.outcomes.append(Outcome(kind, status, started))
+            self.outcomes.append(outcome)
 
     def _send(self, session, method, path, kind, **kwargs) -> requests.Response | None:
         started = time.monotonic()
@@ -79,7 +84,7 @@ class Load:
             **({"Host": self.host} if self.host else {}),
         }
         try:
-            response = session.request(
+            response = (requests if self.close else session).request(
                 method, self.base + path, headers=headers, timeout=20, **kwargs
             )
         except requests.RequestException:

@@ -17,7 +17,7 @@ import flask_migrate
 import pytest
 import requests
 
-from conftest import gunicorn
+from conftest import wsgi_server
 from myapp.cli import DEMO_PASSWORD
 
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -91,7 +91,7 @@ def api(workdir, redis_url, pages):
         flask_migrate.upgrade()
         load_demo_data()
         sql.engine.dispose()
-    with gunicorn(
+    with wsgi_server(
         workdir,
         workers=2,
         DATABASE_URL=database,

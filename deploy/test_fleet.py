@@ -332,7 +332,7 @@ from myapp.db import sql
 with create_app().app_context():
     print(sql.session.execute(sqlalchemy.text("SHOW statement_timeout")).scalar_one())
     try:
-        sql.session.execute(sqlalchemy.text("SELECT pg_sleep(7)"))
+        sql.session.execute(sqlalchemy.text("SELECT pg_sleep(4)"))
     except sqlalchemy.exc.OperationalError as error:
         print(type(error.orig).__name__)
 """
@@ -346,7 +346,7 @@ def test_the_roles_timeouts_hold_through_pgbouncer(the_fleet):
         "cd /srv/myapp/current && set -a && . /etc/myapp/env && set +a && "
         f".venv/bin/python -c {shlex.quote(PROBE)}",
     )
-    assert probe.stdout.split() == ["5s", "QueryCanceled"], probe.stderr
+    assert probe.stdout.split() == ["2s", "QueryCanceled"], probe.stderr
 
 
 def test_a_rolling_deploy_loses_no_request(the_fleet, admin, book):

@@ -7,7 +7,7 @@ import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from myapp import cli, docs, ops
+from myapp import cli, docs, ops, stalls
 from myapp.api import DatabaseIdConverter
 from myapp.db import cache, cors, jwt, limiter, redis_store, sql
 from myapp.errors import register_error_handlers
@@ -39,6 +39,8 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     app.url_map.converters["int"] = DatabaseIdConverter
 
     sql.init_app(app)
+    with app.app_context():
+        stalls.init_app(app, sql.engine)
     init_migrations(app)
     redis_store.init_app(app)  # before the limiter and the cache, which use it
     cors.init_app(

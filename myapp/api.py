@@ -24,6 +24,7 @@ from werkzeug.routing import IntegerConverter
 
 from myapp import auth, idempotency
 from myapp.db import SAFE_METHODS, commit, read_on_a_live_connection
+from myapp.stalls import database_slot
 from myapp.errors import STATUSES, error_response
 from myapp.openapi import (
     ERROR_MODEL,
@@ -84,15 +85,18 @@ class Resource(flask_restx.Resource):
     before that leaves the session to be rolled back, so a failed request writes
     nothing. Work that must follow the commit (revoking sessions in Redis) is queued
     with `after_commit`. A read that meets a dead pooled connection runs again on a
-    new one (`read_on_a_live_connection`)."""
+    new one (`read_on_a_live_connection`). Each request holds one of its process's
+    database slots (`database_slot`), so a stalled database never takes every
+    thread."""
 
     def dispatch_request(self, *args, **kwargs):
         dispatch = super().dispatch_request
-        if request.method in SAFE_METHODS:
-            return read_on_a_live_connection(dispatch, *args, **kwargs)
-        response = dispatch(*args, **kwargs)
-        commit()
-        return response
+        with database_slot():
+            if request.method in SAFE_METHODS:
+                return read_on_a_live_connection(dispatch, *args, **kwargs)
+            response = dispatch(*args, **kwargs)
+            commit()
+            return response
 
 
 class SharedModel(SchemaModel):

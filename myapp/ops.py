@@ -2,6 +2,7 @@
 (request id, security headers) and leaves behind (an access log line, metrics)."""
 
 import time
+import threading
 from ipaddress import ip_address, ip_network
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from myapp import telemetry
 from myapp.db import limiter, redis_store, sql
 from myapp.errors import STATUSES, ApiError
+from myapp.stalls import DatabaseStalled
 from myapp.tracing import request_id
 
 SECURITY_HEADERS = {
@@ -37,6 +39,9 @@ REDIS_REFUSALS = {
     redis_errors.ReadOnlyError: "read-only: a replica",
     redis_errors.BusyLoadingError: "loading its data",
 }
+# Each readiness check has this long to answer, whatever its client's timeouts.
+CHECK_SECONDS = 0.8
+STALLED = f"stalled: no answer within {CHECK_SECONDS:g} s"
 # The key readiness writes to: one for every process, kept a few seconds.
 READINESS_KEY = "myapp:readiness"
 READINESS_KEY_MS = 10_000
@@ -54,8 +59,8 @@ def healthz():
 @ops.get("/readiness")
 def readiness():
     """200 when the database answers and Redis takes writes, else 503 naming what
-    is wrong. Each check is bounded by its client's timeouts."""
-    problems = {"database": database_problem(), "redis": redis_problem()}
+    is wrong, within about a second whatever is stalled."""
+    problems = run_checks({"database": database_problem, "redis": redis_problem})
     details = [
         {"field": name, "problem": problem}
         for name, problem in problems.items()
@@ -93,10 +98,44 @@ def from_networks(address: str | None, networks: list[str]) -> bool:
     return any(client in ip_network(network, strict=False) for network in networks)
 
 
+def run_checks(checks: dict) -> dict[str, str | None]:
+    """Every check at once, each in its own thread and app context, each given
+    CHECK_SECONDS to answer: one that has not answered by then is reported stalled
+    (it ends in the background, within its client's own timeouts)."""
+    app = current_app._get_current_object()
+    answers: dict[str, str | None] = {}
+
+    def answer(name: str, check) -> None:
+        answers[name] = check_in_context(app, check)
+
+    threads = {
+        name: threading.Thread(target=answer, args=(name, check), daemon=True)
+        for name, check in checks.items()
+    }
+    for thread in threads.values():
+        thread.start()
+    deadline = time.monotonic() + CHECK_SECONDS
+    for name, thread in threads.items():
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if name not in answers:
+            current_app.logger.warning("Readiness: %s %s", name, STALLED)
+    return {name: answers.get(name, STALLED) for name in checks}
+
+
+def check_in_context(app, check) -> str | None:
+    with app.app_context():
+        try:
+            return check()
+        finally:
+            sql.session.remove()
+
+
 def database_problem() -> str | None:
     try:
         sql.session.execute(text("SELECT 1"))
         return None
+    except DatabaseStalled:
+        return STALLED
     except Exception:
         current_app.logger.warning("Readiness: database unreachable", exc_info=True)
         sql.session.rollback()

@@ -6,10 +6,14 @@ steps around Redis's (myapp/books/models.py)."""
 from redis import exceptions as redis_errors
 from sqlalchemy import exc as sql_errors
 
+from myapp.stalls import DatabaseBusy, DatabaseStalled
+
 DATABASE_OUTAGES = (
     sql_errors.OperationalError,  # unreachable, a connection lost, a timeout
     sql_errors.InterfaceError,
     sql_errors.TimeoutError,  # no pooled connection came free in time
+    DatabaseStalled,  # no answer within its deadline moments ago (myapp/stalls.py)
+    DatabaseBusy,  # every database slot of the process taken
 )
 REDIS_OUTAGES = (
     redis_errors.ConnectionError,  # unreachable, or loading its data after a start

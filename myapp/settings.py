@@ -38,6 +38,7 @@ POSITIVE_NUMBERS = (
     "MAX_OPEN_LOANS",
     "IDEMPOTENCY_TTL",
     "IDEMPOTENCY_WAIT",
+    "WEB_THREADS",
 )
 
 
@@ -209,23 +210,39 @@ def engine_options(config: dict, url: str) -> dict:
     # dead fails its request (503, Retry-After) and SQLAlchemy then discards the
     # whole pool; recycling bounds how long an idle connection is trusted.
     options: dict[str, Any] = {"pool_recycle": 1800}
-    if url.startswith("postgresql") and config["DATABASE_TRANSACTION_POOLER"]:
-        # Each transaction may run on another server connection: a statement
-        # psycopg prepared on one is unknown on the next, and PgBouncer refuses
-        # the `options` startup parameter. The role carries the timeouts.
-        options["connect_args"] = {
-            "connect_timeout": config["DATABASE_CONNECT_TIMEOUT"],
-            "prepare_threshold": None,
-        }
-    elif url.startswith("postgresql"):
-        options["connect_args"] = {
-            "connect_timeout": config["DATABASE_CONNECT_TIMEOUT"],
-            "options": (
-                f"-c statement_timeout={config['DATABASE_STATEMENT_TIMEOUT_MS']}"
-                f" -c lock_timeout={config['DATABASE_LOCK_TIMEOUT_MS']}"
-            ),
-        }
+    if url.startswith("postgresql"):
+        # A connection for each thread, and two for readiness checks: requests
+        # queue for database slots (myapp/stalls.py), not here.
+        options.update(pool_size=config["WEB_THREADS"], max_overflow=2, pool_timeout=1)
+        options["connect_args"] = postgres_connect_args(config)
     elif url.startswith("sqlite"):
         # Seconds a writer waits for SQLite's lock before failing.
         options["connect_args"] = {"timeout": config["DATABASE_LOCK_TIMEOUT_MS"] / 1000}
     return options
+
+
+def postgres_connect_args(config: dict) -> dict:
+    """libpq's own bounds: on connecting, and on a network that stops carrying
+    packets (keepalives on an idle connection, tcp_user_timeout on one waiting
+    for an acknowledgement). A server that is reachable but does not answer is
+    bounded by the deadlines of myapp/stalls.py."""
+    statement_ms = config["DATABASE_STATEMENT_TIMEOUT_MS"]
+    args: dict[str, Any] = {
+        "connect_timeout": config["DATABASE_CONNECT_TIMEOUT"],
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": statement_ms + 500,
+    }
+    if config["DATABASE_TRANSACTION_POOLER"]:
+        # Each transaction may run on another server connection: a statement
+        # psycopg prepared on one is unknown on the next, and PgBouncer refuses
+        # the `options` startup parameter. The role carries the timeouts.
+        args["prepare_threshold"] = None
+    else:
+        args["options"] = (
+            f"-c statement_timeout={statement_ms}"
+            f" -c lock_timeout={config['DATABASE_LOCK_TIMEOUT_MS']}"
+        )
+    return args

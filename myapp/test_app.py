@@ -30,6 +30,7 @@ from myapp.ops import IN_MEMORY
 from myapp.pagination import ListParams, link_header
 from myapp.schema import problems, validate
 from myapp.settings import ConfigError
+from myapp.stalls import SLOT_WAIT_SECONDS
 from myapp.testing import assert_error, book_body, free_port
 from myapp.users.models import UserModel
 
@@ -439,6 +440,28 @@ def test_readiness_names_redis_when_it_is_down(make_app):
         {"field": "redis", "problem": "unreachable"},
         {"field": "rate_limits", "problem": IN_MEMORY},
     ]
+
+
+def test_a_request_that_finds_every_database_slot_taken_is_503_and_health_answers(
+    make_app,
+):
+    """With WEB_THREADS=2 a worker gives one request at a time the database; while
+    that slot is held (as by a request waiting on a stalled database) another
+    request waits SLOT_WAIT_SECONDS, then is a 503, and /healthz still answers."""
+    app = make_app(WEB_THREADS=2)
+    client = app.test_client()
+    slots = app.extensions["myapp.database_slots"]
+    assert slots.acquire(timeout=1)
+    try:
+        started = time.monotonic()
+        response = client.get("/books/")
+        assert time.monotonic() - started >= SLOT_WAIT_SECONDS
+        assert_error(response, 503, "service_unavailable")
+        assert response.headers["Retry-After"]
+        assert client.get("/healthz").status_code == 200
+    finally:
+        slots.release()
+    assert client.get("/books/").status_code == 200
 
 
 def test_readiness_names_the_database_when_it_is_down(redis_url):

@@ -2,6 +2,7 @@
 tests stop, freeze (SIGSTOP) and bring back, checking what clients see meanwhile
 and that the service recovers without a restart."""
 
+import collections
 import concurrent.futures
 import contextlib
 import os
@@ -9,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -18,9 +20,10 @@ import redis as redis_client
 import requests
 import sqlalchemy
 
-from conftest import gunicorn
+from conftest import server_log, wsgi_server
+from deploy.load import Load
 from myapp import create_app
-from myapp.books.models import isbn13
+from myapp.books.models import BookModel, LoanModel, isbn13
 from myapp.db import commit, sql
 from myapp.ops import IN_MEMORY
 from myapp.testing import free_port
@@ -94,6 +97,32 @@ class PostgresProcess:
     def start(self) -> None:
         self.server.ensure_postgres_running()
 
+    def backends(self) -> list[int]:
+        """The processes the postmaster started."""
+        postmaster, children = self.server.get_pid(), []
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rpartition(")")[2].split()[1])
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if parent == postmaster:
+                children.append(int(entry))
+        return children
+
+    def freeze(self) -> None:
+        """Stop every process of the server, as a hung disk or a network
+        partition would: connections stay open, and nothing answers. The
+        postmaster first, so that it starts no backend meanwhile."""
+        os.kill(self.server.get_pid(), signal.SIGSTOP)
+        for pid in self.backends():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self.backends():
+            os.kill(pid, signal.SIGCONT)
+        os.kill(self.server.get_pid(), signal.SIGCONT)
+
 
 @pytest.fixture(scope="module")
 def backing(workdir):
@@ -117,7 +146,7 @@ def backing(workdir):
 @pytest.fixture(scope="module")
 def server(backing, workdir):
     postgres, redis, _app = backing
-    with gunicorn(
+    with wsgi_server(
         workdir,
         workers=2,
         DATABASE_URL=postgres.url,
@@ -132,15 +161,7 @@ def server(backing, workdir):
 @pytest.fixture
 def staff_headers(backing, server):
     """A staff account, signed in through the live server."""
-    _postgres, _redis, app = backing
-    email = f"staff-{uuid.uuid4().hex[:8]}@example.com"
-    with app.app_context():
-        UserModel.create({"email": email, "password": PASSWORD, "name": "S"}, "staff")
-        commit()
-    pair = requests.post(
-        f"{server}/users/tokens", json={"email": email, "password": PASSWORD}
-    ).json()
-    return {"Authorization": f"Bearer {pair['access_token']}"}
+    return {"Authorization": f"Bearer {staff_token(backing[2], server)}"}
 
 
 @pytest.fixture
@@ -151,9 +172,20 @@ def book(server, staff_headers):
         "isbn": isbn13(uuid.uuid4().int % 10**9),
         "copies_total": 2,
     }
-    response = requests.post(f"{server}/books/", json=body, headers=staff_headers)
+    response = post_as_a_client(f"{server}/books/", json=body, headers=staff_headers)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def post_as_a_client(url: str, **kwargs) -> requests.Response:
+    """A write retried on a 503, as clients do: after a test restarted the
+    database, a write that meets a connection the restart closed is a 503."""
+    for _ in range(3):
+        response = requests.post(url, **kwargs)
+        if response.status_code != 503:
+            break
+        time.sleep(0.1)
+    return response
 
 
 def eventually(check, seconds: float = 15) -> None:
@@ -292,7 +324,7 @@ def test_readiness_refuses_an_eviction_policy_that_drops_sessions(
 
 def test_rate_limits_hold_per_process_while_redis_is_down(backing, workdir):
     postgres, redis, _app = backing
-    with gunicorn(
+    with wsgi_server(
         workdir,
         workers=1,
         DATABASE_URL=postgres.url,
@@ -394,3 +426,128 @@ def test_without_postgres_everything_is_503_then_recovers(
     assert requests.get(f"{server}/books/{book['id']}").json()["copies_available"] == 2
     with app.app_context():
         sql.engine.dispose()  # its pool still held connections from before the stop
+
+
+# --- PostgreSQL frozen, under load, on each server as shipped
+
+# A worker timeout shorter than the freeze: the freeze must not reach it.
+WORKER_TIMEOUT = {"gunicorn": ["--timeout", "15"], "uwsgi": ["--harakiri", "15"]}
+FREEZE_SECONDS = 20
+# The most a request may take while the database is frozen: its deadline (the
+# statement timeout and half a second) and a little for the machine.
+ANSWER_BOUND = 3.5
+
+
+class HealthProbe:
+    """Asks /healthz and /readiness every 0.2 s, recording (path, started, status,
+    seconds) for each: what a liveness probe and a load balancer see."""
+
+    def __init__(self, base: str):
+        self.base, self.answers = base, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for path in ("/healthz", "/readiness"):
+                started = time.monotonic()
+                try:
+                    status = requests.get(self.base + path, timeout=10).status_code
+                except requests.RequestException:
+                    status = 0
+                self.answers.append((path, started, status, time.monotonic() - started))
+
+
+@pytest.mark.parametrize("server_kind", ["gunicorn", "uwsgi"])
+def test_a_frozen_postgres_fails_fast_and_health_answers_throughout(
+    backing, workdir, server_kind, book
+):
+    """PostgreSQL frozen (SIGSTOP) for longer than the worker timeout, under a
+    steady mixed load: every request is answered within ANSWER_BOUND, a 503 with
+    Retry-After while it lasts; /healthz answers within 1 s throughout and
+    /readiness says the database is stalled; no worker is killed; everything
+    recovers by itself, and every write is accounted for."""
+    postgres, _redis, app = backing
+    with wsgi_server(
+        workdir,
+        server_kind,
+        workers=2,
+        args=WORKER_TIMEOUT[server_kind],
+        DATABASE_URL=postgres.url,
+        REDIS_URL=_redis.url,
+        RATELIMIT_DEFAULT="100000 per hour",
+        RATELIMIT_REGISTER="100000 per hour",
+    ) as base:
+        token = staff_token(app, base)
+        with (
+            Load(base, token, book["id"], close=server_kind == "uwsgi") as load,
+            HealthProbe(base) as probe,
+        ):
+            time.sleep(1)
+            postgres.freeze()
+            frozen = time.monotonic()
+            time.sleep(FREEZE_SECONDS)
+            postgres.thaw()
+            thawed = time.monotonic()
+            time.sleep(4)
+        log = open(server_log(workdir, base)).read()
+    statuses = collections.Counter(outcome.status for outcome in load.outcomes)
+    health = [answer for answer in probe.answers if answer[0] == "/healthz"]
+    readiness = [answer for answer in probe.answers if answer[0] == "/readiness"]
+    print(  # what the clients saw, for the README's table (pytest -s)
+        f"{server_kind}: PostgreSQL frozen {FREEZE_SECONDS} s: {dict(statuses)}; "
+        f"slowest answer {max(o.seconds for o in load.outcomes):.2f} s; slowest "
+        f"/healthz {max(a[3] for a in health):.3f} s, /readiness "
+        f"{max(a[3] for a in readiness):.2f} s"
+    )
+    assert set(statuses) <= {200, 201, 409, 503}, statuses  # no 500, no hang
+    assert statuses[503] > 0, statuses  # the freeze was met
+    slowest = max(outcome.seconds for outcome in load.outcomes)
+    assert slowest < ANSWER_BOUND, slowest
+    assert {status for _, _, status, _ in health} == {200}
+    assert max(seconds for _, _, _, seconds in health) < 1, health
+    assert max(seconds for _, _, _, seconds in readiness) < 1.5, readiness
+    frozen_readiness = [
+        status
+        for _, started, status, seconds in readiness
+        if frozen + 1 < started and started + seconds < thawed
+    ]
+    assert frozen_readiness and set(frozen_readiness) == {503}, readiness
+    assert "WORKER TIMEOUT" not in log and "HARAKIRI" not in log
+    # Recovered: everything after the thaw (and its deadlines) succeeded.
+    late = [o for o in load.outcomes if o.started > thawed + ANSWER_BOUND]
+    assert late and all(o.status < 500 for o in late), statuses
+    assert readiness[-1][2] == 200
+    # Every write the clients retried completed exactly once.
+    with app.app_context():
+        made = sql.session.scalars(
+            sqlalchemy.select(UserModel.email).where(UserModel.email.in_(load.written))
+        ).all()
+        assert sorted(made) == sorted(load.written)
+        held = sql.session.scalar(
+            sqlalchemy.select(sqlalchemy.func.count()).where(
+                LoanModel.book_id == book["id"], LoanModel.returned_at.is_(None)
+            )
+        )
+        copies = sql.session.get(BookModel, book["id"])
+        assert copies.copies_available + held == copies.copies_total
+        sql.session.remove()
+
+
+def staff_token(app, base: str) -> str:
+    email = f"staff-{uuid.uuid4().hex[:8]}@example.com"
+    with app.app_context():
+        UserModel.create({"email": email, "password": PASSWORD, "name": "S"}, "staff")
+        commit()
+    signed_in = post_as_a_client(
+        f"{base}/users/tokens", json={"email": email, "password": PASSWORD}
+    )
+    return signed_in.json()["access_token"]

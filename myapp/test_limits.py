@@ -11,7 +11,7 @@ import pytest
 import requests
 from prometheus_client import REGISTRY
 
-from conftest import PASSWORD, gunicorn
+from conftest import PASSWORD, wsgi_server
 from myapp.db import limit_key, sql
 from myapp.testing import assert_error
 from myapp.users.models import UserModel
@@ -80,7 +80,7 @@ def test_a_redis_failure_is_logged_counted_and_shown(make_app, capsys):
 @pytest.fixture(scope="module")
 def limited_server(database_url, redis_url, workdir):
     """gunicorn (4 workers) with the default limits: 5 sign-ins a minute."""
-    with gunicorn(workdir, DATABASE_URL=database_url, REDIS_URL=redis_url) as base:
+    with wsgi_server(workdir, DATABASE_URL=database_url, REDIS_URL=redis_url) as base:
         yield base
 
 

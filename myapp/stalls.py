@@ -1,0 +1,180 @@
+"""Bounded waits on PostgreSQL, enforced by the client.
+
+The server's statement_timeout and lock_timeout end slow statements, but a server
+that stops answering (frozen, cut off by the network, on a disk that hangs, in a
+failover) enforces nothing, and a stopped process's kernel still acknowledges what
+is sent to it, so no TCP timeout fires either. Here every wait on a connection (a
+statement, a commit, a rollback) has a deadline: the server's statement_timeout
+plus DEADLINE_MARGIN, so a slow statement is still cancelled by the server first,
+cleanly. A watchdog thread in each process shuts down the socket of a connection
+whose wait passes it; the driver sees the connection end, SQLAlchemy discards it
+with the rest of the pool, and the request is a 503 (myapp/errors.py).
+
+A wait past its deadline, or a connection attempt that timed out, means the
+database is stalled: for STALL_SECONDS after, requests of that process do not wait
+on it at all, they are a 503 at once (DatabaseStalled), and /readiness says so. The
+first request after that tries the database again.
+"""
+
+import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import psycopg
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+DEADLINE_MARGIN = 0.5
+STALL_SECONDS = 2.0
+TICK = 0.05  # how often the watchdog looks: the deadline's precision
+
+
+class DatabaseStalled(Exception):
+    """The database did not answer within its deadline moments ago."""
+
+
+class DatabaseBusy(Exception):
+    """Every request slot of this process that may use the database is taken."""
+
+
+class Watchdog:
+    """One thread per process, for every guarded engine: it ends the waits that
+    passed their deadline. Started by the first wait in each process (a forked
+    worker has none of its parent's threads)."""
+
+    def __init__(self):
+        self._waits: dict[int, tuple[float, object, "StallGuard"]] = {}
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+
+    def arm(self, connection, deadline: float, guard: "StallGuard") -> None:
+        if self._pid != os.getpid():
+            self._start()
+        with self._lock:
+            self._waits[id(connection)] = (deadline, connection, guard)
+
+    def disarm(self, connection) -> None:
+        # Under the lock: a connection whose wait ended is never cut afterwards,
+        # when its socket may already be closed and its number reused.
+        with self._lock:
+            self._waits.pop(id(connection), None)
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._waits.clear()
+        threading.Thread(target=self._watch, name="db-deadlines", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(TICK)
+            now = time.monotonic()
+            with self._lock:
+                late = [key for key, (due, _, _) in self._waits.items() if due <= now]
+                for key in late:
+                    _, connection, guard = self._waits.pop(key)
+                    if not connection.closed:  # else discarded after an error
+                        guard.stalled()
+                        cut(connection)
+
+
+WATCHDOG = Watchdog()
+
+
+def cut(connection) -> None:
+    """End a connection from outside the thread waiting on it: its socket is shut
+    down, so the wait returns and the driver reports the connection lost."""
+    try:
+        fileno = connection.fileno()
+    except psycopg.Error:  # closed already
+        return
+    with socket.socket(fileno=os.dup(fileno)) as duplicate:
+        duplicate.shutdown(socket.SHUT_RDWR)
+
+
+class StallGuard:
+    """The deadlines and the stall state of one engine (one app's database)."""
+
+    def __init__(self, engine: Engine, statement_timeout_ms: int):
+        self.seconds = statement_timeout_ms / 1000 + DEADLINE_MARGIN
+        self.stalled_until = 0.0
+        listen = event.listen
+        listen(engine, "do_connect", self.before_connecting)
+        listen(engine, "before_cursor_execute", self.before_statement)
+        listen(engine, "after_cursor_execute", self.after_statement)
+        listen(engine, "commit", self.before_commit_or_rollback)
+        listen(engine, "rollback", self.before_commit_or_rollback)
+        listen(engine, "handle_error", self.on_error)
+        listen(engine.pool, "reset", self.before_reset)
+        listen(engine.pool, "checkin", self.on_checkin)
+
+    def stalled(self) -> None:
+        self.stalled_until = time.monotonic() + STALL_SECONDS
+
+    def check(self) -> None:
+        if time.monotonic() < self.stalled_until:
+            raise DatabaseStalled(
+                f"PostgreSQL did not answer within {self.seconds:g} s"
+            )
+
+    def arm(self, dbapi_connection) -> None:
+        WATCHDOG.arm(dbapi_connection, time.monotonic() + self.seconds, self)
+
+    def before_connecting(self, _dialect, _record, _args, _params) -> None:
+        self.check()
+
+    def before_statement(self, _conn, cursor, *_args) -> None:
+        self.check()
+        self.arm(cursor.connection)
+
+    def after_statement(self, _conn, cursor, *_args) -> None:
+        WATCHDOG.disarm(cursor.connection)
+
+    def before_commit_or_rollback(self, conn) -> None:
+        # Disarmed when the connection goes back to its pool. An invalidated one
+        # has no connection left to wait on.
+        if not conn.invalidated:
+            self.arm(conn.connection.dbapi_connection)
+
+    def before_reset(self, dbapi_connection, _record, _state) -> None:
+        self.arm(dbapi_connection)
+
+    def on_checkin(self, dbapi_connection, _record) -> None:
+        if dbapi_connection is not None:
+            WATCHDOG.disarm(dbapi_connection)
+
+    def on_error(self, context) -> None:
+        if context.connection is not None and not context.connection.invalidated:
+            WATCHDOG.disarm(context.connection.connection.dbapi_connection)
+        if isinstance(context.original_exception, psycopg.errors.ConnectionTimeout):
+            self.stalled()
+
+
+# A request waits this long for a database slot of its process (a healthy
+# database frees one within milliseconds), then is a 503.
+SLOT_WAIT_SECONDS = 0.25
+
+
+@contextmanager
+def database_slot():
+    """Hold one of the process's database slots for a request: one fewer than its
+    threads (WEB_THREADS), so that while every slot waits on a stalled database a
+    thread is still free for /healthz, /readiness and requests needing none."""
+    slots = current_app.extensions["myapp.database_slots"]
+    if not slots.acquire(timeout=SLOT_WAIT_SECONDS):
+        raise DatabaseBusy("every database slot of this process is busy")
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def init_app(app, engine: Engine) -> None:
+    """The database slots, and the deadlines if `engine` is PostgreSQL (SQLite runs
+    in the process: its lock waits are bounded by its busy timeout)."""
+    slots = max(1, app.config["WEB_THREADS"] - 1)
+    app.extensions["myapp.database_slots"] = threading.BoundedSemaphore(slots)
+    if engine.dialect.name == "postgresql":
+        StallGuard(engine, app.config["DATABASE_STATEMENT_TIMEOUT_MS"])
