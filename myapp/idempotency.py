@@ -46,7 +46,7 @@ def idempotent(view):
             raise bad_request(f"{HEADER} must be 1..255 visible ASCII characters")
         record_key = f"myapp:idempotency:{current_identity().user_id}:{digest(key)}"
         fingerprint = request_fingerprint()
-        pending = json.dumps({"state": "pending", "fingerprint": fingerprint})
+        pending = compact({"state": "pending", "fingerprint": fingerprint})
         if not redis_store.set(record_key, pending, nx=True, ex=PENDING_SECONDS):
             return replay(record_key, fingerprint)
         try:
@@ -73,11 +73,17 @@ def idempotent(view):
 
 
 def digest(*parts) -> str:
+    """128 bits of SHA-256, in hex: no two keys or requests of one user collide,
+    and each record is 64 bytes shorter than with the whole hash."""
     hashed = hashlib.sha256()
     for part in parts:
         hashed.update(part if isinstance(part, bytes) else str(part).encode())
         hashed.update(b"\0")
-    return hashed.hexdigest()
+    return hashed.hexdigest()[:32]
+
+
+def compact(record: dict) -> str:
+    return json.dumps(record, separators=(",", ":"))
 
 
 def request_fingerprint() -> str:
@@ -105,7 +111,7 @@ def store(record_key, fingerprint, body=None, status=None, headers=None, error=N
     else:
         record.update(body=body, status=status, headers=headers)
     ttl = current_app.config["IDEMPOTENCY_TTL"]
-    redis_store.set(record_key, json.dumps(record), ex=ttl)
+    redis_store.set(record_key, compact(record), ex=ttl)
 
 
 def replay(record_key: str, fingerprint: str):

@@ -141,10 +141,12 @@ class UserModel(SqlModel, Timestamped, sql.Model):
     @classmethod
     def create(cls, data: dict, role: str = "member") -> "UserModel":
         validate(cls.write_schema, data)
+        user = cls(email=data["email"], name=data["name"], role=role)
+        # Hashed before the first statement: the hash takes tens of milliseconds,
+        # and on SQLite a write holds the database's one write lock from there on.
+        user.set_password(data["password"])
         if cls.by_email(data["email"]) is not None:
             raise conflict("A user with this email already exists")
-        user = cls(email=data["email"], name=data["name"], role=role)
-        user.set_password(data["password"])
         try:  # a concurrent registration of the same address
             with sql.session.begin_nested():
                 sql.session.add(user)
