@@ -153,8 +153,10 @@ class StallGuard:
 
 
 # A request waits this long for a database slot of its process (a healthy
-# database frees one within milliseconds), then is a 503.
-SLOT_WAIT_SECONDS = 0.25
+# database frees one within milliseconds, a busy CPU within tenths of a second),
+# then is a 503: short enough that a health check queued behind such a wait is
+# still answered within a second.
+SLOT_WAIT_SECONDS = 0.75
 
 
 @contextmanager

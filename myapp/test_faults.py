@@ -15,6 +15,7 @@ import time
 import uuid
 
 import flask_migrate
+import psycopg
 import pytest
 import redis as redis_client
 import requests
@@ -376,6 +377,23 @@ def test_a_restarted_postgres_costs_no_read(backing, server, book):
         assert requests.get(f"{server}/books/{book['id']}").status_code == 200
     with app.app_context():
         sql.engine.dispose()  # its pool still held connections from before
+
+
+def test_a_slow_statement_is_cancelled_by_the_server_before_its_deadline(backing):
+    """The server's statement_timeout ends a slow statement first, cleanly: the
+    client's deadline (half a second later) never cuts a connection that is only
+    slow, so it stays in the pool."""
+    _postgres, _redis, app = backing
+    with app.app_context():
+        started = time.monotonic()
+        with pytest.raises(sqlalchemy.exc.OperationalError) as refused:
+            sql.session.execute(sqlalchemy.text("SELECT pg_sleep(5)"))
+        assert isinstance(refused.value.orig, psycopg.errors.QueryCanceled)
+        assert 2 <= time.monotonic() - started < 2.5
+        assert not refused.value.connection_invalidated
+        sql.session.rollback()
+        assert sql.session.execute(sqlalchemy.text("SELECT 1")).scalar_one() == 1
+        sql.session.remove()
 
 
 def test_a_read_waits_out_a_database_restart(backing, server, book):

@@ -86,7 +86,8 @@ class Popular(Resource):
     @feature.query(POPULAR)
     @feature.response(200, "The most borrowed books, most first", popular_model)
     def get(self):
-        """The most borrowed books (never stale: cached until the next change)."""
+        """The most borrowed books (cached until the next change to the catalog or
+        its loans; if Redis failed as one committed, for 60 s at most)."""
         limit = POPULAR.parse().get("limit", 10)
         return {"items": BookModel.popular(limit), "limit": limit}
 
