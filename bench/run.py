@@ -286,6 +286,17 @@ def app_env(database_url: str, redis_url: str) -> dict:
     }
 
 
+def migrate(env: dict) -> None:
+    """The schema, as production makes it: `flask db upgrade`."""
+    subprocess.run(
+        [servers.BIN / "flask", "--app", "myapp", "db", "upgrade"],
+        cwd=servers.ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
 def create_database(server_url: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute("CREATE DATABASE myapp")
@@ -562,13 +573,7 @@ def main() -> None:
         redis_url, redis_version = stack.enter_context(servers.redis(workdir))
         database_url = create_database(server_url)
         env = app_env(database_url, redis_url)
-        subprocess.run(
-            [servers.BIN / "flask", "--app", "myapp", "db", "upgrade"],
-            cwd=servers.ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        migrate(env)
         db = stack.enter_context(psycopg.connect(database_url, autocommit=True))
         load.load_users(db)
         data.append({"scale": None, **load.load_sites(db)})

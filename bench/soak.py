@@ -14,7 +14,6 @@ and the end, and checks the loan accounting and that no secret reached the logs.
 import argparse
 import collections
 import json
-import subprocess
 import tempfile
 import time
 from contextlib import ExitStack
@@ -25,7 +24,14 @@ import psycopg
 import redis
 
 from bench import load, servers
-from bench.run import UNLIMITED, app_env, create_database, machine, sign_in
+from bench.run import (
+    UNLIMITED,
+    app_env,
+    create_database,
+    machine,
+    migrate,
+    sign_in,
+)
 from deploy.load import Load
 
 HERE = Path(__file__).resolve().parent
@@ -67,13 +73,7 @@ def main() -> None:
 
 def prepare(env: dict) -> int:
     """The schema, the bench's accounts, and one book with COPIES copies."""
-    subprocess.run(
-        [servers.BIN / "flask", "--app", "myapp", "db", "upgrade"],
-        cwd=servers.ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    migrate(env)
     with psycopg.connect(env["DATABASE_URL"], autocommit=True) as db:
         load.load_users(db)
         load.load_books(db, 1, 1000)
