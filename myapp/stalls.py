@@ -14,6 +14,10 @@ A wait past its deadline, or a connection attempt that timed out, means the
 database is stalled: for STALL_SECONDS after, requests of that process do not wait
 on it at all, they are a 503 at once (DatabaseStalled), and /readiness says so. The
 first request after that tries the database again.
+
+Each request also holds one of its worker's database slots (WEB_THREADS - 1 of
+them), so even while every slot waits on a stalled database one thread is free for
+/healthz, /readiness and the requests that need no database.
 """
 
 import os
@@ -42,18 +46,25 @@ class DatabaseBusy(Exception):
 
 class Watchdog:
     """One thread per process, for every guarded engine: it ends the waits that
-    passed their deadline. Started by the first wait in each process (a forked
-    worker has none of its parent's threads)."""
+    passed their deadline. Started by the first wait in each process; a forked
+    worker starts afresh (it has none of its parent's threads)."""
 
     def __init__(self):
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._waits: dict[int, tuple[float, object, "StallGuard"]] = {}
         self._lock = threading.Lock()
-        self._pid: int | None = None
+        self._started = False
 
     def arm(self, connection, deadline: float, guard: "StallGuard") -> None:
-        if self._pid != os.getpid():
-            self._start()
         with self._lock:
+            if not self._started:
+                self._started = True
+                threading.Thread(
+                    target=self._watch, name="db-deadlines", daemon=True
+                ).start()
             self._waits[id(connection)] = (deadline, connection, guard)
 
     def disarm(self, connection) -> None:
@@ -61,11 +72,6 @@ class Watchdog:
         # when its socket may already be closed and its number reused.
         with self._lock:
             self._waits.pop(id(connection), None)
-
-    def _start(self) -> None:
-        self._pid = os.getpid()
-        self._waits.clear()
-        threading.Thread(target=self._watch, name="db-deadlines", daemon=True).start()
 
     def _watch(self) -> None:
         while True:
