@@ -40,7 +40,7 @@ REDIS_REFUSALS = {
     redis_errors.BusyLoadingError: "loading its data",
 }
 # Each readiness check has this long to answer, whatever its client's timeouts.
-CHECK_SECONDS = 0.8
+CHECK_SECONDS = 0.5
 STALLED = f"stalled: no answer within {CHECK_SECONDS:g} s"
 # The key readiness writes to: one for every process, kept a few seconds.
 READINESS_KEY = "myapp:readiness"

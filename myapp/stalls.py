@@ -46,17 +46,34 @@ class DatabaseBusy(Exception):
 
 class Watchdog:
     """One thread per process, for every guarded engine: it ends the waits that
-    passed their deadline. Started by the first wait in each process; a forked
-    worker starts afresh (it has none of its parent's threads)."""
+    passed their deadline. It keeps its own handle on each connection's socket
+    (a duplicate, from connecting to closing), so it can only ever shut down that
+    connection's socket, never a file that later took the same number. Started by
+    the first wait in each process; a forked worker starts afresh."""
 
     def __init__(self):
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._waits: dict[int, tuple[float, object, "StallGuard"]] = {}
+        self._sockets: dict[int, socket.socket] = {}
+        self._waits: dict[int, tuple[float, "StallGuard"]] = {}
         self._lock = threading.Lock()
         self._started = False
+
+    def hold(self, connection) -> None:
+        """Keep a handle on a new connection's socket."""
+        duplicate = socket.socket(fileno=os.dup(connection.fileno()))
+        with self._lock:
+            self._sockets[id(connection)] = duplicate
+
+    def release(self, connection) -> None:
+        """The connection is closing: drop its handle and any wait."""
+        with self._lock:
+            self._waits.pop(id(connection), None)
+            duplicate = self._sockets.pop(id(connection), None)
+        if duplicate is not None:
+            duplicate.close()
 
     def arm(self, connection, deadline: float, guard: "StallGuard") -> None:
         with self._lock:
@@ -65,11 +82,9 @@ class Watchdog:
                 threading.Thread(
                     target=self._watch, name="db-deadlines", daemon=True
                 ).start()
-            self._waits[id(connection)] = (deadline, connection, guard)
+            self._waits[id(connection)] = (deadline, guard)
 
     def disarm(self, connection) -> None:
-        # Under the lock: a connection whose wait ended is never cut afterwards,
-        # when its socket may already be closed and its number reused.
         with self._lock:
             self._waits.pop(id(connection), None)
 
@@ -78,26 +93,24 @@ class Watchdog:
             time.sleep(TICK)
             now = time.monotonic()
             with self._lock:
-                late = [key for key, (due, _, _) in self._waits.items() if due <= now]
+                late = [key for key, (due, _) in self._waits.items() if due <= now]
                 for key in late:
-                    _, connection, guard = self._waits.pop(key)
-                    if not connection.closed:  # else discarded after an error
-                        guard.stalled()
-                        cut(connection)
+                    _, guard = self._waits.pop(key)
+                    guard.stalled()
+                    cut(self._sockets.get(key))
 
 
 WATCHDOG = Watchdog()
 
 
-def cut(connection) -> None:
+def cut(duplicate: socket.socket | None) -> None:
     """End a connection from outside the thread waiting on it: its socket is shut
     down, so the wait returns and the driver reports the connection lost."""
-    try:
-        fileno = connection.fileno()
-    except psycopg.Error:  # closed already
-        return
-    with socket.socket(fileno=os.dup(fileno)) as duplicate:
-        duplicate.shutdown(socket.SHUT_RDWR)
+    if duplicate is not None:
+        try:
+            duplicate.shutdown(socket.SHUT_RDWR)
+        except OSError:  # the peer had closed it already
+            pass
 
 
 class StallGuard:
@@ -107,6 +120,9 @@ class StallGuard:
         self.seconds = statement_timeout_ms / 1000 + DEADLINE_MARGIN
         self.stalled_until = 0.0
         listen = event.listen
+        listen(engine.pool, "connect", lambda connection, _: WATCHDOG.hold(connection))
+        listen(engine.pool, "close", lambda connection, _: WATCHDOG.release(connection))
+        listen(engine.pool, "close_detached", WATCHDOG.release)
         listen(engine, "do_connect", self.before_connecting)
         listen(engine, "before_cursor_execute", self.before_statement)
         listen(engine, "after_cursor_execute", self.after_statement)
@@ -162,7 +178,7 @@ class StallGuard:
 # database frees one within milliseconds, a busy CPU within tenths of a second),
 # then is a 503: short enough that a health check queued behind such a wait is
 # still answered within a second.
-SLOT_WAIT_SECONDS = 0.75
+SLOT_WAIT_SECONDS = 0.5
 
 
 @contextmanager
