@@ -30,6 +30,7 @@ from myapp import create_app
 from myapp.db import limiter, sql
 from myapp.model import RowCount
 from myapp.testing import ContractClient, free_port
+from myapp.throwaway import PostgresProcess, RedisProcess
 from myapp.users.models import UserModel
 
 BACKENDS = ["postgresql", "sqlite"]
@@ -102,6 +103,26 @@ def postgres_url(postgres_server_url):
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def backing(workdir):
+    """A PostgreSQL (migrated) and a Redis of the module's own, which its tests may
+    stop, freeze and start again, and an in-process app on them."""
+    directory = tempfile.mkdtemp(prefix="faults-", dir=workdir)
+    redis = RedisProcess(directory)
+    redis.start()
+    postgres = PostgresProcess(os.path.join(directory, "pg"))
+    try:
+        app = create_app(
+            "testing", {"SQLALCHEMY_DATABASE_URI": postgres.url, "REDIS_URL": redis.url}
+        )
+        with app.app_context():
+            flask_migrate.upgrade()
+        yield postgres, redis, app
+    finally:
+        redis.stop()
+        postgres.server.cleanup()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from myapp import cli, docs, ops, stalls
 from myapp.api import DatabaseIdConverter
-from myapp.db import cache, cors, jwt, limiter, redis_store, sql
+from myapp.db import cache, cors, end_session, jwt, limiter, redis_store, sql
 from myapp.errors import register_error_handlers
 from myapp.openapi import REQUEST_HEADERS, RESPONSE_HEADERS
 from myapp.schema import read_json_body
@@ -39,6 +39,7 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     app.url_map.converters["int"] = DatabaseIdConverter
 
     sql.init_app(app)
+    app.teardown_appcontext(end_session)
     with app.app_context():
         stalls.init_app(app, sql.engine)
     init_migrations(app)

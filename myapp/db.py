@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase
 
 from myapp import redis_url, telemetry
+from myapp.breaker import Breaker
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Stable constraint names, so migrations can alter them on every database.
@@ -94,17 +95,31 @@ class RequestSession(Session):
 sql = SQLAlchemy(model_class=Base, session_options={"class_": RequestSession})
 
 
+# After a Redis timeout, how long each process refuses Redis calls at once (myapp/
+# breaker.py) before one request tries again: short, as Redis recovers in moments.
+REDIS_STALL_SECONDS = 1.0
+
+
 class AppRedis:
     """The app's one Redis client, made from REDIS_URL (myapp/redis_url.py: a
-    server, a socket or Sentinel) with REDIS_SOCKET_TIMEOUT on every connection.
+    server, a socket or Sentinel) with REDIS_SOCKET_TIMEOUT on every connection,
+    and a breaker that refuses calls at once for a moment after one timed out.
     The rate limiter's storage and the cache are given the same client, so all
     three follow one server. Each app has its own (two instances in a test never
     share one); `redis_store.<command>` goes to the current app's."""
 
     def init_app(self, app) -> None:
         timeout = app.config["REDIS_SOCKET_TIMEOUT"]
+        breaker = Breaker(
+            lambda: redis_url.RedisStalled(
+                f"Redis did not answer within {timeout:g} s"
+            ),
+            REDIS_STALL_SECONDS,
+            trial_seconds=2 * timeout,  # a connect and a command
+        )
         client = redis_url.connect(
             app.config["REDIS_URL"],
+            breaker,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
         )
@@ -255,6 +270,24 @@ def read_on_a_live_connection(read, *args, **kwargs):
             replaced = replaced or lost
             if refused:
                 time.sleep(RECONNECT_PAUSE)
+
+
+def end_session(_error: BaseException | None = None) -> None:
+    """End the request's session: registered after Flask-SQLAlchemy, so it runs
+    first at teardown. Flask-SQLAlchemy's own ending lets a rollback on a
+    connection lost after the response was made (a deadline cut it, or PostgreSQL
+    went away) escape the app, and the server answers its own HTML 500 in place of
+    the response. That rollback has nothing to undo: SQLAlchemy has discarded the
+    connection, and the transaction died with it. So it is logged, and the response
+    stands."""
+    try:
+        sql.session.remove()
+    except DBAPIError as error:
+        current_app.logger.warning(
+            "The request's database connection was lost at its end: %s",
+            type(error.orig).__name__,
+        )
+        sql.session.remove()  # what the failed rollback left: the connection back
 
 
 def commit() -> None:

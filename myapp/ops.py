@@ -13,6 +13,7 @@ from sqlalchemy import text
 from myapp import telemetry
 from myapp.db import limiter, redis_store, sql
 from myapp.errors import STATUSES, ApiError
+from myapp.redis_url import RedisStalled
 from myapp.stalls import DatabaseStalled
 from myapp.tracing import request_id
 
@@ -34,14 +35,16 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 IN_MEMORY = "counted in each process's memory until Redis answers"
 UNREACHABLE = "unreachable"
+# Each readiness check has this long to answer, whatever its client's timeouts.
+CHECK_SECONDS = 0.5
+STALLED = f"stalled: no answer within {CHECK_SECONDS:g} s"
 REDIS_REFUSALS = {
+    RedisStalled: STALLED,  # a timeout moments ago (myapp/breaker.py)
+    redis_errors.TimeoutError: STALLED,
     redis_errors.OutOfMemoryError: "full: maxmemory reached, writes refused",
     redis_errors.ReadOnlyError: "read-only: a replica",
     redis_errors.BusyLoadingError: "loading its data",
 }
-# Each readiness check has this long to answer, whatever its client's timeouts.
-CHECK_SECONDS = 0.5
-STALLED = f"stalled: no answer within {CHECK_SECONDS:g} s"
 # The key readiness writes to: one for every process, kept a few seconds.
 READINESS_KEY = "myapp:readiness"
 READINESS_KEY_MS = 10_000

@@ -13,10 +13,13 @@ is dropped, so the next command reaches the primary Sentinel promoted. The passw
 is the primary's; the sentinels are asked without one.
 """
 
+from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
+
+from myapp.breaker import Breaker
 
 SENTINEL_SCHEME = "redis+sentinel"
 SCHEMES = {"redis", "rediss", "unix", SENTINEL_SCHEME}
@@ -36,12 +39,59 @@ def problem(url: str) -> str | None:
     return None
 
 
-def connect(url: str, **connection_options) -> redis.Redis:
-    """A client for REDIS_URL; `connection_options` (timeouts) apply to every
-    connection, the sentinels' too. Nothing connects until the first command."""
+class RedisStalled(redis.ConnectionError):
+    """Redis did not answer within its timeout moments ago."""
+
+
+class GuardedConnection:
+    """A connection watched by its client's breaker (myapp/breaker.py): a timeout
+    trips it, and while it is open a command is refused (RedisStalled) before it
+    is sent, rather than wait out the timeout again. Any answer closes it."""
+
+    breaker: Breaker
+
+    @contextmanager
+    def _watched(self):
+        try:
+            yield
+        except redis.TimeoutError:
+            self.breaker.trip()
+            raise
+
+    def connect(self):
+        self.breaker.check()
+        with self._watched():
+            super().connect()
+
+    def send_packed_command(self, command, check_health=True):
+        self.breaker.check()
+        with self._watched():
+            super().send_packed_command(command, check_health)
+
+    def read_response(self, *args, **kwargs):
+        try:
+            with self._watched():
+                response = super().read_response(*args, **kwargs)
+        except redis.ResponseError:  # an answer, if a refusal
+            self.breaker.answered()
+            raise
+        self.breaker.answered()
+        return response
+
+
+def connect(url: str, breaker: Breaker, **connection_options) -> redis.Redis:
+    """A client for REDIS_URL, its connections watched by `breaker`;
+    `connection_options` (timeouts) apply to every connection, the sentinels' too.
+    Nothing connects until the first command."""
     parts = urlsplit(url)
+    base = {
+        SENTINEL_SCHEME: SentinelManagedConnection,
+        "unix": redis.UnixDomainSocketConnection,
+        "rediss": redis.SSLConnection,
+    }.get(parts.scheme, redis.Connection)
+    guarded = type(base.__name__, (GuardedConnection, base), {"breaker": breaker})
     if parts.scheme != SENTINEL_SCHEME:
-        return redis.Redis.from_url(url, **connection_options)
+        return redis.Redis.from_url(url, connection_class=guarded, **connection_options)
     service, db = service_and_db(parts)
     sentinel = Sentinel(
         sentinel_addresses(parts),
@@ -49,7 +99,9 @@ def connect(url: str, **connection_options) -> redis.Redis:
         **connection_options,
     )
     password = unquote(parts.password) if parts.password else None
-    return sentinel.master_for(service, db=db, password=password)
+    return sentinel.master_for(
+        service, db=db, password=password, connection_class=guarded
+    )
 
 
 def sentinel_addresses(parts) -> list[tuple[str, int]]:

@@ -11,9 +11,10 @@ whose wait passes it; the driver sees the connection end, SQLAlchemy discards it
 with the rest of the pool, and the request is a 503 (myapp/errors.py).
 
 A wait past its deadline, or a connection attempt that timed out, means the
-database is stalled: for STALL_SECONDS after, requests of that process do not wait
-on it at all, they are a 503 at once (DatabaseStalled), and /readiness says so. The
-first request after that tries the database again.
+database is stalled: it trips the process's breaker for the database
+(myapp/breaker.py), so for STALL_SECONDS requests do not wait on it at all, they
+are a 503 at once (DatabaseStalled), and /readiness says so; then one request
+tries it again, and any answer ends the stall.
 
 Each request also holds one of its worker's database slots (WEB_THREADS - 1 of
 them), so even while every slot waits on a stalled database one thread is free for
@@ -30,6 +31,8 @@ import psycopg
 from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
+from myapp.breaker import Breaker
 
 DEADLINE_MARGIN = 0.5
 STALL_SECONDS = 2.0
@@ -118,9 +121,9 @@ class StallGuard:
 
     def __init__(self, engine: Engine, statement_timeout_ms: int):
         self.seconds = statement_timeout_ms / 1000 + DEADLINE_MARGIN
-        self.stalled_until = 0.0
+        self.breaker = Breaker(self.refusal, STALL_SECONDS, trial_seconds=self.seconds)
         listen = event.listen
-        listen(engine.pool, "connect", lambda connection, _: WATCHDOG.hold(connection))
+        listen(engine.pool, "connect", self.on_connect)
         listen(engine.pool, "close", lambda connection, _: WATCHDOG.release(connection))
         listen(engine.pool, "close_detached", WATCHDOG.release)
         listen(engine, "do_connect", self.before_connecting)
@@ -132,14 +135,14 @@ class StallGuard:
         listen(engine.pool, "reset", self.before_reset)
         listen(engine.pool, "checkin", self.on_checkin)
 
+    def refusal(self) -> DatabaseStalled:
+        return DatabaseStalled(f"PostgreSQL did not answer within {self.seconds:g} s")
+
     def stalled(self) -> None:
-        self.stalled_until = time.monotonic() + STALL_SECONDS
+        self.breaker.trip()
 
     def check(self) -> None:
-        if time.monotonic() < self.stalled_until:
-            raise DatabaseStalled(
-                f"PostgreSQL did not answer within {self.seconds:g} s"
-            )
+        self.breaker.check()
 
     def arm(self, dbapi_connection) -> None:
         WATCHDOG.arm(dbapi_connection, time.monotonic() + self.seconds, self)
@@ -147,12 +150,17 @@ class StallGuard:
     def before_connecting(self, _dialect, _record, _args, _params) -> None:
         self.check()
 
+    def on_connect(self, dbapi_connection, _record) -> None:
+        WATCHDOG.hold(dbapi_connection)
+        self.breaker.answered()
+
     def before_statement(self, _conn, cursor, *_args) -> None:
         self.check()
         self.arm(cursor.connection)
 
     def after_statement(self, _conn, cursor, *_args) -> None:
         WATCHDOG.disarm(cursor.connection)
+        self.breaker.answered()
 
     def before_commit_or_rollback(self, conn) -> None:
         # Disarmed when the connection goes back to its pool. An invalidated one
@@ -186,6 +194,9 @@ def database_slot():
     """Hold one of the process's database slots for a request: one fewer than its
     threads (WEB_THREADS), so that while every slot waits on a stalled database a
     thread is still free for /healthz, /readiness and requests needing none."""
+    guard = current_app.extensions.get("myapp.stall_guard")
+    if guard is not None:
+        guard.check()  # a stalled database: no wait for a slot either
     slots = current_app.extensions["myapp.database_slots"]
     if not slots.acquire(timeout=SLOT_WAIT_SECONDS):
         raise DatabaseBusy("every database slot of this process is busy")
@@ -201,4 +212,6 @@ def init_app(app, engine: Engine) -> None:
     slots = max(1, app.config["WEB_THREADS"] - 1)
     app.extensions["myapp.database_slots"] = threading.BoundedSemaphore(slots)
     if engine.dialect.name == "postgresql":
-        StallGuard(engine, app.config["DATABASE_STATEMENT_TIMEOUT_MS"])
+        app.extensions["myapp.stall_guard"] = StallGuard(
+            engine, app.config["DATABASE_STATEMENT_TIMEOUT_MS"]
+        )

@@ -3,6 +3,10 @@ in the package so test modules in each feature can import them)."""
 
 import itertools
 import socket
+import time
+import uuid
+
+import requests
 
 from flask.testing import FlaskClient
 from werkzeug.exceptions import HTTPException
@@ -10,6 +14,9 @@ from werkzeug.exceptions import HTTPException
 from myapp.errors import ERROR_SCHEMA
 from myapp.openapi import RESPONSE_HEADERS, WHOLE_API, path_template
 from myapp.schema import problems
+
+# The password of the accounts the fault tests make.
+PASSWORD = "a fault-tolerant password"
 
 
 def assert_valid(schema: dict, instance) -> None:
@@ -119,3 +126,55 @@ def component_schema(document_id: int, ref: str, components: dict) -> dict:
     if key not in _component_schemas:
         _component_schemas[key] = {"$ref": ref, "components": components}
     return _component_schemas[key]
+
+
+def post_as_a_client(url: str, **kwargs) -> requests.Response:
+    """A write retried on a 503, as clients do: after a test restarted the
+    database, a write that meets a connection the restart closed is a 503."""
+    for _ in range(3):
+        response = requests.post(url, **kwargs)
+        if response.status_code != 503:
+            break
+        time.sleep(0.1)
+    return response
+
+
+def eventually(check, seconds: float = 15) -> None:
+    """Recovery is not instant (reconnects, back-off): retry `check` a while."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def assert_unavailable(response, names: str | None = None) -> dict:
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["code"] == "service_unavailable"
+    assert response.headers["Retry-After"]
+    assert "Traceback" not in response.text and "psycopg" not in response.text
+    if names:
+        # unreachable, or stalled: a frozen server may be either at the instant
+        down = [d["field"] for d in body["details"] if d["field"] != "rate_limits"]
+        assert down == [names]
+    return body
+
+
+def staff_token(app, base: str) -> str:
+    """A staff account made in `app`'s database, signed in through a live server."""
+    from myapp.db import commit
+    from myapp.users.models import UserModel
+
+    email = f"staff-{uuid.uuid4().hex[:8]}@example.com"
+    with app.app_context():
+        UserModel.create({"email": email, "password": PASSWORD, "name": "S"}, "staff")
+        commit()
+    signed_in = post_as_a_client(
+        f"{base}/users/tokens", json={"email": email, "password": PASSWORD}
+    )
+    return signed_in.json()["access_token"]

@@ -1,0 +1,260 @@
+"""The breaker (myapp/breaker.py), and the client-side bounds on PostgreSQL
+(myapp/stalls.py): a stalled database, and connections cut at any moment of any
+request."""
+
+import collections
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+import sqlalchemy
+
+from myapp import create_app
+from myapp.books.models import BookModel, LoanModel, isbn13
+from myapp.db import commit, sql
+from myapp.breaker import Breaker
+from myapp.stalls import DatabaseStalled, database_slot
+from myapp.testing import assert_error
+from myapp.users.models import UserModel
+
+PASSWORD = "a password cut short"
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.fixture
+def breaker():
+    return Breaker(Refused, open_seconds=60, trial_seconds=60)
+
+
+def in_a_thread(function) -> BaseException | None:
+    """What `function` raised in another thread (as another request would)."""
+    raised = []
+
+    def run():
+        try:
+            function()
+        except BaseException as error:
+            raised.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return raised[0] if raised else None
+
+
+def open_time_passed(breaker: Breaker) -> None:
+    breaker.open_until = time.monotonic() - 0.001
+
+
+def test_a_tripped_breaker_refuses_every_thread_at_once(breaker):
+    breaker.check()  # closed: nothing to refuse
+    breaker.trip()
+    with pytest.raises(Refused):
+        breaker.check()
+    assert isinstance(in_a_thread(breaker.check), Refused)
+
+
+def test_then_one_thread_tries_again_and_the_others_wait_for_its_answer(breaker):
+    breaker.trip()
+    open_time_passed(breaker)
+    breaker.check()  # this thread is the one to try
+    breaker.check()  # ... for all its calls
+    assert isinstance(in_a_thread(breaker.check), Refused)
+    breaker.answered()
+    assert in_a_thread(breaker.check) is None
+
+
+def test_a_try_that_meets_the_stall_again_trips_it_again(breaker):
+    breaker.trip()
+    open_time_passed(breaker)
+    breaker.check()
+    breaker.trip()  # its wait passed the bound too
+    with pytest.raises(Refused):
+        breaker.check()
+
+
+def test_a_try_that_never_answers_lets_another_thread_try_after_its_time(breaker):
+    breaker.trip()
+    open_time_passed(breaker)
+    assert in_a_thread(breaker.check) is None  # tried, and its request ended
+    with pytest.raises(Refused):
+        breaker.check()
+    breaker.trial = (breaker.trial[0], time.monotonic() - 0.001)  # its time passed
+    breaker.check()
+
+
+def test_a_request_meeting_a_stalled_database_does_not_wait_for_a_slot(backing):
+    """Every slot held (as by requests waiting on the stalled database): a new
+    request is refused as stalled at once, not after waiting for a slot."""
+    _postgres, _redis, app = backing
+    breaker = app.extensions["myapp.stall_guard"].breaker
+    slots = app.extensions["myapp.database_slots"]
+    held = 0
+    while slots.acquire(blocking=False):
+        held += 1
+    breaker.trip()
+    try:
+        with app.test_request_context("/books/"):
+            with pytest.raises(DatabaseStalled):
+                with database_slot():
+                    pass
+        response = app.test_client().get("/books/")
+        assert_error(response, 503, "service_unavailable")
+        assert response.headers["Retry-After"]
+    finally:
+        breaker.answered()
+        for _ in range(held):
+            slots.release()
+    assert app.test_client().get("/books/?per_page=1").status_code == 200
+
+
+class ErrorLog(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+CUT_SECONDS = 15
+
+
+def test_a_connection_cut_at_any_moment_is_a_503_or_nothing(backing):
+    """Four clients (reads, signed-in reads, borrows and returns, sign-ups and
+    sign-ins) while another thread shuts down the socket of a random connection
+    in use every few milliseconds: inside a statement, between two, during a
+    commit or the rollback that ends a request, as a deadline or a network does.
+    Every answer is a success, a conflict or a 503 in the error shape; nothing
+    logs an unhandled error; no connection is left checked out; no copy of the
+    book is lost."""
+    postgres, redis, _app = backing
+    unlimited = "10000000 per hour"
+    app = create_app(
+        "testing",
+        {
+            "SQLALCHEMY_DATABASE_URI": postgres.url,
+            "REDIS_URL": redis.url,
+            "RATELIMIT_DEFAULT": unlimited,
+            "RATELIMIT_LOGIN": unlimited,
+            "RATELIMIT_REGISTER": unlimited,
+        },
+    )
+    errors = ErrorLog()
+    app.logger.addHandler(errors)
+    email = f"cut-staff-{uuid.uuid4().hex[:8]}@example.com"
+    with app.app_context():
+        UserModel.create({"email": email, "password": PASSWORD, "name": "S"}, "staff")
+        commit()
+        engine = sql.engine
+    client = app.test_client()
+    signed_in = client.post(
+        "/users/tokens", json={"email": email, "password": PASSWORD}
+    )
+    auth = {"Authorization": f"Bearer {signed_in.json['access_token']}"}
+    book = client.post(
+        "/books/",
+        json={"title": "Cut", "author": "A", "isbn": isbn13(uuid.uuid4().int % 10**9)}
+        | {"copies_total": 3},
+        headers=auth,
+    ).json
+
+    in_use, lock = set(), threading.Lock()
+
+    def checked_out(connection, *_):
+        with lock:
+            in_use.add(connection)
+
+    def checked_in(connection, *_):
+        with lock:
+            in_use.discard(connection)
+
+    sqlalchemy.event.listen(engine.pool, "checkout", checked_out)
+    sqlalchemy.event.listen(engine.pool, "checkin", checked_in)
+    statuses, unexpected, failures = collections.Counter(), [], []
+    stop = threading.Event()
+
+    def answered(what: str, response):
+        with lock:
+            statuses[response.status_code] += 1
+            if response.status_code not in (200, 201, 409, 503):
+                unexpected.append((what, response.status_code, response.text[:300]))
+            if response.status_code == 503:
+                assert_error(response, 503, "service_unavailable")
+
+    def client_loop():
+        session = app.test_client()
+        key = {"Idempotency-Key": ""}
+        try:
+            while not stop.is_set():
+                answered("list", session.get("/books/?per_page=5"))
+                answered("me", session.get("/users/me", headers=auth))
+                key["Idempotency-Key"] = str(uuid.uuid4())
+                loan = session.post(f"/books/{book['id']}/loans", headers=auth | key)
+                answered("borrow", loan)
+                if loan.status_code == 201:
+                    key["Idempotency-Key"] = str(uuid.uuid4())
+                    path = f"/books/loans/{loan.json['id']}/return"
+                    answered("return", session.post(path, headers=auth | key))
+                body = {"email": f"cut-{uuid.uuid4().hex[:10]}@example.com"}
+                body |= {"password": PASSWORD, "name": "C"}
+                answered("sign-up", session.post("/users/", json=body))
+                answered(
+                    "sign-in",
+                    session.post(
+                        "/users/tokens", json={"email": email, "password": PASSWORD}
+                    ),
+                )
+        except BaseException as error:  # would otherwise vanish with its thread
+            failures.append(error)
+
+    def cut_loop():
+        while not stop.is_set():
+            time.sleep(random.uniform(0, 0.02))
+            with lock:
+                if not in_use:
+                    continue
+                connection = random.choice(list(in_use))
+                try:  # a duplicate of its socket, taken while it is in use
+                    duplicate = socket.socket(fileno=os.dup(connection.fileno()))
+                except Exception:  # closed meanwhile
+                    continue
+            with duplicate:
+                try:
+                    duplicate.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    threads = [threading.Thread(target=client_loop) for _ in range(4)]
+    threads.append(threading.Thread(target=cut_loop))
+    for thread in threads:
+        thread.start()
+    time.sleep(CUT_SECONDS)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    sqlalchemy.event.remove(engine.pool, "checkout", checked_out)
+    sqlalchemy.event.remove(engine.pool, "checkin", checked_in)
+
+    assert not failures, failures
+    assert not unexpected, unexpected
+    assert statuses[503] > 0 and statuses[200] > 0, statuses  # cut, and served
+    assert not errors.records, [record.getMessage() for record in errors.records]
+    assert engine.pool.checkedout() == 0
+    with app.app_context():
+        held = sql.session.scalar(
+            sqlalchemy.select(sqlalchemy.func.count()).where(
+                LoanModel.book_id == book["id"], LoanModel.returned_at.is_(None)
+            )
+        )
+        copies = sql.session.get(BookModel, book["id"])
+        assert copies.copies_available + held == copies.copies_total
+    assert app.test_client().get("/books/?per_page=1").status_code == 200
