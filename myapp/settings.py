@@ -10,16 +10,18 @@ from ipaddress import ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
 from flask import Flask
 from limits import parse_many
 
 from default_config import CONFIGS, DevelopmentConfig
-from myapp import redis_url
+from myapp import embedded_redis, redis_url
 
 # Environment variables whose names differ from the config key they set.
 ENV_ALIASES = {"DATABASE_URL": "SQLALCHEMY_DATABASE_URI"}
 SECRET_KEYS = ("SECRET_KEY", "JWT_SECRET_KEY")
 MIN_SECRET_LENGTH = 32
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 SQL_SCHEMES = {"postgresql", "postgresql+psycopg", "postgres", "sqlite"}
 RATE_LIMIT_KEYS = ("RATELIMIT_LOGIN", "RATELIMIT_REGISTER", "RATELIMIT_DEFAULT")
 POSITIVE_NUMBERS = (
@@ -41,6 +43,16 @@ POSITIVE_NUMBERS = (
     "WEB_THREADS",
 )
 
+# What an environment variable must be, by the type of its key's default.
+KINDS = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    list: "a list, comma-separated or JSON",
+    tuple: "a list, comma-separated or JSON",
+    dict: "a JSON object",
+}
+
 
 class ConfigError(RuntimeError):
     """The service cannot start with this configuration; the message says why."""
@@ -53,23 +65,39 @@ def load_config(app: Flask, config_name: str | None, test_config: dict | None):
     app.config.from_object(CONFIGS[name])
     app.config["MYAPP_ENV"] = name
     app.config.from_pyfile("config.py", silent=True)
-    app.config.update(overrides_from_env(app.config, os.environ))
+    overrides, problems = overrides_from_env(app.config, os.environ)
+    app.config.update(overrides)
     app.config.update(test_config or {})
     apply_defaults(app)
-    problems = find_problems(app.config)
+    problems += find_problems(app.config)
     if problems:
         raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems))
     derive_extension_settings(app.config)
 
 
-def overrides_from_env(config: dict, environ: dict) -> dict:
-    """Env vars named like a config key, coerced to the type of that key's default."""
-    overrides = {}
+def check_config() -> None:
+    """The config create_app() would load, checked without making the app (for a
+    server's master process): raises ConfigError."""
+    app = Flask(
+        "myapp",
+        instance_relative_config=True,
+        instance_path=os.environ.get("MYAPP_INSTANCE_PATH") or None,
+    )
+    load_config(app, None, None)
+
+
+def overrides_from_env(config: dict, environ: dict) -> tuple[dict, list[str]]:
+    """Env vars named like a config key, coerced to the type of that key's default;
+    and one problem for each that cannot be."""
+    overrides, problems = {}, []
     for var, raw in environ.items():
         key = ENV_ALIASES.get(var, var)
         if key in config and key.isupper():
-            overrides[key] = coerce(var, raw, config[key])
-    return overrides
+            try:
+                overrides[key] = coerce(var, raw, config[key])
+            except ConfigError as error:
+                problems.append(str(error))
+    return overrides, problems
 
 
 def coerce(var: str, raw: str, default: Any) -> Any:
@@ -87,8 +115,8 @@ def coerce(var: str, raw: str, default: Any) -> Any:
         if isinstance(default, dict):
             return dict(json.loads(raw))
     except (ValueError, TypeError):
-        kind = type(default).__name__
-        raise ConfigError(f"{var} must be a {kind}, not {raw!r}") from None
+        kind = KINDS.get(type(default), type(default).__name__)
+        raise ConfigError(f"{var} must be {kind}, not {raw!r}") from None
     return raw
 
 
@@ -102,14 +130,23 @@ def parse_bool(raw: str) -> bool:
 
 
 def apply_defaults(app: Flask) -> None:
-    """Development runs with nothing set: a SQLite file in instance/, local Redis."""
+    """Development runs with nothing set: a SQLite file in instance/, and the
+    checkout's embedded Redis while `make run` runs it, else a local Redis."""
     if app.config["MYAPP_ENV"] != "development":
         return
+    os.makedirs(app.instance_path, exist_ok=True)
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         path = os.path.join(app.instance_path, "myapp.db")
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
     if not app.config["REDIS_URL"]:
-        app.config["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        embedded = embedded_redis.running_url(app.instance_path)
+        app.config["REDIS_URL"] = embedded or LOCAL_REDIS
+        if not embedded and click.get_current_context(silent=True):
+            click.echo(
+                f"Redis: {LOCAL_REDIS}, as `make run` (whose Redis this command "
+                "would use) is not running; set REDIS_URL to use another",
+                err=True,
+            )
 
 
 def find_problems(config: dict) -> list[str]:
@@ -121,6 +158,11 @@ def find_problems(config: dict) -> list[str]:
             problems.append(f"{key} must be set to at least {MIN_SECRET_LENGTH} chars")
         elif config["MYAPP_ENV"] == "production" and value in _development_secrets():
             problems.append(f"{key} is the public development value; set a real one")
+    secret = config.get("SECRET_KEY")
+    if secret and secret == config.get("JWT_SECRET_KEY"):
+        problems.append(
+            "SECRET_KEY and JWT_SECRET_KEY must differ: one leaked would give both"
+        )
     problems += _url_problems(
         "DATABASE_URL", config.get("SQLALCHEMY_DATABASE_URI"), SQL_SCHEMES
     )

@@ -9,6 +9,8 @@ worker writes its own files and /metrics adds them up.
 import logging
 import os
 import sys
+import threading
+import time
 from http import HTTPStatus
 
 from flask import Flask, g, has_request_context
@@ -59,11 +61,27 @@ FOLLOW_UP_FAILURES = Counter(
 )
 
 
+# A step failing the same way again within this many seconds is counted, and
+# logged with the next line after them: an outage is a line a minute, not a flood.
+FOLLOW_UP_LOG_SECONDS = 60.0
+_follow_up_quiet: dict[tuple[str, str], list] = {}  # (step, error): [until, unsaid]
+_follow_up_lock = threading.Lock()
+
+
 def follow_up_failed(step: str, error: Exception) -> None:
-    """One line and one count per failure; the answer the client got stands."""
+    """Counted every time; logged the first time, then once a minute at most with
+    how many more there were. The answer the client got stands."""
     FOLLOW_UP_FAILURES.labels(step).inc()
+    now, kind = time.monotonic(), type(error).__name__
+    with _follow_up_lock:
+        quiet = _follow_up_quiet.setdefault((step, kind), [0.0, 0])
+        if now < quiet[0]:
+            quiet[1] += 1
+            return
+        more = f"; {quiet[1]} more like it since the last line" if quiet[1] else ""
+        quiet[:] = [now + FOLLOW_UP_LOG_SECONDS, 0]
     logging.getLogger(LOGGER).error(
-        "Not done after the request: %s (%s: %s)", step, type(error).__name__, error
+        "Not done after the request: %s (%s: %s)%s", step, kind, error, more
     )
 
 

@@ -126,11 +126,24 @@ def test_bad_settings_are_named(environ, variable, value):
 
 
 def test_every_problem_is_reported_at_once(environ):
-    environ(DATABASE_URL="mysql://x", REDIS_URL="http://y")
+    environ(DATABASE_URL="mysql://x", REDIS_URL="http://y", WEB_THREADS="four")
     with pytest.raises(ConfigError) as raised:
         create_app("production")
-    for variable in ("SECRET_KEY", "JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
-        assert variable in str(raised.value)
+    for problem in (
+        "SECRET_KEY must be set",
+        "JWT_SECRET_KEY must be set",
+        "DATABASE_URL must be a URL",
+        "REDIS_URL must be a URL",
+        "WEB_THREADS must be a whole number, not 'four'",  # a type, too
+    ):
+        assert problem in str(raised.value)
+
+
+def test_production_refuses_one_secret_for_both(environ):
+    secret = "s" * 40
+    environ(**{**PRODUCTION_ENV, "SECRET_KEY": secret, "JWT_SECRET_KEY": secret})
+    with pytest.raises(ConfigError, match="SECRET_KEY and JWT_SECRET_KEY must differ"):
+        create_app()
 
 
 def test_environment_overrides_are_typed(environ):
