@@ -2,11 +2,13 @@
 PostgreSQL (myapp/stalls.py) or Redis (myapp/redis_url.py) from holding every
 request of the process in a wait that ends in a 503 anyway.
 
-A wait on the service that passes its bound trips it: for `open_seconds` every
-call is refused at once (the exception `refusal` makes, which the app answers 503
-with Retry-After). Then one thread tries the service again, for up to
-`trial_seconds`, while the others are still refused: a service still stalled holds
-one thread, not all of them. Any answer from the service closes it.
+A wait on the service that passes its bound counts as a failure, and
+`trips_after` failures in a row (no answer between them) trip it: for
+`open_seconds` every call is refused at once (the exception `refusal` makes,
+which the app answers 503 with Retry-After). Then one thread tries the service
+again, for up to `trial_seconds`, while the others are still refused: a service
+still stalled holds one thread, not all of them. Any answer from the service
+closes it.
 """
 
 import threading
@@ -20,24 +22,30 @@ class Breaker:
         refusal: Callable[[], Exception],
         open_seconds: float,
         trial_seconds: float,
+        trips_after: int = 1,
     ):
         self.refusal = refusal
         self.open_seconds = open_seconds
         self.trial_seconds = trial_seconds
+        self.trips_after = trips_after
+        self.failures = 0  # in a row
         self.open_until = 0.0  # 0 while the service answers
         self.trial: tuple[int, float] | None = None  # (thread, until) trying again
         self._lock = threading.Lock()
 
-    def trip(self) -> None:
+    def failed(self) -> None:
         """A wait passed its bound."""
         with self._lock:
-            self.open_until = time.monotonic() + self.open_seconds
-            self.trial = None
+            self.failures += 1
+            if self.failures >= self.trips_after:
+                self.open_until = time.monotonic() + self.open_seconds
+                self.trial = None
 
     def answered(self) -> None:
         """The service answered: it is back."""
-        if self.open_until:
+        if self.open_until or self.failures:
             with self._lock:
+                self.failures = 0
                 self.open_until = 0.0
                 self.trial = None
 

@@ -116,6 +116,9 @@ class AppRedis:
             ),
             REDIS_STALL_SECONDS,
             trial_seconds=2 * timeout,  # a connect and a command
+            # One timeout can be a busy CPU (the fleet test's 2 cores saw one);
+            # a frozen Redis gives the next at once.
+            trips_after=2,
         )
         client = redis_url.connect(
             app.config["REDIS_URL"],

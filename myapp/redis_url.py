@@ -55,7 +55,7 @@ class GuardedConnection:
         try:
             yield
         except redis.TimeoutError:
-            self.breaker.trip()
+            self.breaker.failed()
             raise
 
     def connect(self):

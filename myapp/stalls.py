@@ -139,7 +139,7 @@ class StallGuard:
         return DatabaseStalled(f"PostgreSQL did not answer within {self.seconds:g} s")
 
     def stalled(self) -> None:
-        self.breaker.trip()
+        self.breaker.failed()
 
     def check(self) -> None:
         self.breaker.check()

@@ -50,20 +50,32 @@ def in_a_thread(function) -> BaseException | None:
     return raised[0] if raised else None
 
 
+def test_it_trips_after_so_many_failures_in_a_row():
+    breaker = Breaker(Refused, open_seconds=60, trial_seconds=60, trips_after=2)
+    breaker.failed()
+    breaker.check()  # one timeout: a busy moment, perhaps
+    breaker.answered()
+    breaker.failed()
+    breaker.check()  # an answer came between: not in a row
+    breaker.failed()
+    with pytest.raises(Refused):
+        breaker.check()
+
+
 def open_time_passed(breaker: Breaker) -> None:
     breaker.open_until = time.monotonic() - 0.001
 
 
 def test_a_tripped_breaker_refuses_every_thread_at_once(breaker):
     breaker.check()  # closed: nothing to refuse
-    breaker.trip()
+    breaker.failed()
     with pytest.raises(Refused):
         breaker.check()
     assert isinstance(in_a_thread(breaker.check), Refused)
 
 
 def test_then_one_thread_tries_again_and_the_others_wait_for_its_answer(breaker):
-    breaker.trip()
+    breaker.failed()
     open_time_passed(breaker)
     breaker.check()  # this thread is the one to try
     breaker.check()  # ... for all its calls
@@ -73,16 +85,16 @@ def test_then_one_thread_tries_again_and_the_others_wait_for_its_answer(breaker)
 
 
 def test_a_try_that_meets_the_stall_again_trips_it_again(breaker):
-    breaker.trip()
+    breaker.failed()
     open_time_passed(breaker)
     breaker.check()
-    breaker.trip()  # its wait passed the bound too
+    breaker.failed()  # its wait passed the bound too
     with pytest.raises(Refused):
         breaker.check()
 
 
 def test_a_try_that_never_answers_lets_another_thread_try_after_its_time(breaker):
-    breaker.trip()
+    breaker.failed()
     open_time_passed(breaker)
     assert in_a_thread(breaker.check) is None  # tried, and its request ended
     with pytest.raises(Refused):
@@ -100,7 +112,7 @@ def test_a_request_meeting_a_stalled_database_does_not_wait_for_a_slot(backing):
     held = 0
     while slots.acquire(blocking=False):
         held += 1
-    breaker.trip()
+    breaker.failed()
     try:
         with app.test_request_context("/books/"):
             with pytest.raises(DatabaseStalled):
