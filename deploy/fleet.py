@@ -107,12 +107,17 @@ class Host:
         return [int(pid) for pid in listed.stdout.split()]
 
     def kill_everything(self) -> None:
-        """Every process of this host, at once (as a crash or a power cut)."""
-        for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """Every process of this host, at once (as a crash or a power cut). Again
+        until none is left: a parent killed after its child can start another
+        first (an nginx master its worker), which would live on and answer."""
+        deadline = time.monotonic() + 10
+        while (pids := self.pids()) and time.monotonic() < deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
         for process in [*self.processes.values(), self.anchor]:
             try:
                 process.wait(timeout=10)
