@@ -13,7 +13,7 @@ from myapp.db import cache, cors, end_session, jwt, limiter, redis_store, sql
 from myapp.errors import register_error_handlers
 from myapp.openapi import REQUEST_HEADERS, RESPONSE_HEADERS
 from myapp.schema import read_json_body
-from myapp.settings import ConfigError, load_config
+from myapp.settings import ConfigError, bare_app, load_config
 from myapp.books import blueprint as books_blueprint
 from myapp.sites import blueprint as sites_blueprint
 from myapp.users import blueprint as users_blueprint
@@ -26,12 +26,7 @@ ALLOWED_HEADERS = ["Authorization", "Content-Type", *REQUEST_HEADERS]
 
 def create_app(config_name: str | None = None, test_config: dict | None = None):
     """Build the app: config, extensions, blueprints, error handlers, request hooks."""
-    app = Flask(
-        __name__,
-        instance_relative_config=True,
-        instance_path=os.environ.get("MYAPP_INSTANCE_PATH") or None,
-        static_folder=None,
-    )
+    app = bare_app()
     try:
         load_config(app, config_name, test_config)
     except ConfigError as error:

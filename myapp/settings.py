@@ -75,15 +75,21 @@ def load_config(app: Flask, config_name: str | None, test_config: dict | None):
     derive_extension_settings(app.config)
 
 
-def check_config() -> None:
-    """The config create_app() would load, checked without making the app (for a
-    server's master process): raises ConfigError."""
-    app = Flask(
+def bare_app() -> Flask:
+    """The Flask object create_app() configures: its instance folder is
+    MYAPP_INSTANCE_PATH, else instance/ in the checkout."""
+    return Flask(
         "myapp",
         instance_relative_config=True,
         instance_path=os.environ.get("MYAPP_INSTANCE_PATH") or None,
+        static_folder=None,
     )
-    load_config(app, None, None)
+
+
+def check_config() -> None:
+    """The config create_app() would load, checked without making the app (for a
+    server's master process): raises ConfigError."""
+    load_config(bare_app(), None, None)
 
 
 def overrides_from_env(config: dict, environ: dict) -> tuple[dict, list[str]]:

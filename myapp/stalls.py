@@ -99,7 +99,7 @@ class Watchdog:
                 late = [key for key, (due, _) in self._waits.items() if due <= now]
                 for key in late:
                     _, guard = self._waits.pop(key)
-                    guard.stalled()
+                    guard.breaker.failed()
                     cut(self._sockets.get(key))
 
 
@@ -138,24 +138,18 @@ class StallGuard:
     def refusal(self) -> DatabaseStalled:
         return DatabaseStalled(f"PostgreSQL did not answer within {self.seconds:g} s")
 
-    def stalled(self) -> None:
-        self.breaker.failed()
-
-    def check(self) -> None:
-        self.breaker.check()
-
     def arm(self, dbapi_connection) -> None:
         WATCHDOG.arm(dbapi_connection, time.monotonic() + self.seconds, self)
 
     def before_connecting(self, _dialect, _record, _args, _params) -> None:
-        self.check()
+        self.breaker.check()
 
     def on_connect(self, dbapi_connection, _record) -> None:
         WATCHDOG.hold(dbapi_connection)
         self.breaker.answered()
 
     def before_statement(self, _conn, cursor, *_args) -> None:
-        self.check()
+        self.breaker.check()
         self.arm(cursor.connection)
 
     def after_statement(self, _conn, cursor, *_args) -> None:
@@ -179,7 +173,7 @@ class StallGuard:
         if context.connection is not None and not context.connection.invalidated:
             WATCHDOG.disarm(context.connection.connection.dbapi_connection)
         if isinstance(context.original_exception, psycopg.errors.ConnectionTimeout):
-            self.stalled()
+            self.breaker.failed()
 
 
 # A request waits this long for a database slot of its process (a healthy
@@ -197,7 +191,7 @@ def database_slot():
     thread is still free for /healthz, /readiness and requests needing none."""
     guard = current_app.extensions.get("myapp.stall_guard")
     if guard is not None:
-        guard.check()  # a stalled database: no wait for a slot either
+        guard.breaker.check()  # a stalled database: no wait for a slot either
     slots = current_app.extensions["myapp.database_slots"]
     if not slots.acquire(timeout=SLOT_WAIT_SECONDS):
         raise DatabaseBusy("every database slot of this process is busy")
