@@ -9,32 +9,26 @@ Each test runs inside an outer transaction that is rolled back afterwards; the
 code's own commits become SAVEPOINTs inside it.
 """
 
-import contextlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
-from dataclasses import dataclass
 
 import flask_migrate
 import pytest
 import redis
-import requests
 import sqlalchemy
 
-from myapp import create_app
-from myapp.db import limiter, sql
+from myapp import create_app, init_migrations
+from myapp.db import sql
 from myapp.model import RowCount
-from myapp.testing import ContractClient, free_port
+from myapp.testing import PASSWORD, PRODUCTION_ENV, Account, ContractClient, sign_in
+from myapp.throwaway import wsgi_server
 from myapp.throwaway import PostgresProcess, RedisProcess
 from myapp.users.models import UserModel
 
 BACKENDS = ["postgresql", "sqlite"]
-PASSWORD = "correct horse battery"
 
 
 def pytest_configure(config):
@@ -117,6 +111,7 @@ def backing(workdir):
         app = create_app(
             "testing", {"SQLALCHEMY_DATABASE_URI": postgres.url, "REDIS_URL": redis.url}
         )
+        init_migrations(app)
         with app.app_context():
             flask_migrate.upgrade()
         yield postgres, redis, app
@@ -135,6 +130,7 @@ def database_url(request, workdir, redis_url):
     app = create_app(
         "testing", {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url}
     )
+    init_migrations(app)
     with app.app_context():
         flask_migrate.upgrade()
         sql.engine.dispose()
@@ -152,7 +148,6 @@ def make_app(database_url, redis_url, redis_client):
         config = {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url}
         app = create_app("testing", {**config, **overrides})
         app.test_client_class = ContractClient
-        fresh_limiter_storage()
         with app.app_context():
             if not shared:
                 shared["connection"] = sql.engine.connect()
@@ -175,13 +170,6 @@ def make_app(database_url, redis_url, redis_client):
     redis_client.flushdb()
 
 
-def fresh_limiter_storage() -> None:
-    """The one Limiter is shared by every app in this process; after a test pointed an
-    app at an unreachable Redis, it would keep counting in memory until its backoff
-    health check recovers. (A production process has one app.)"""
-    limiter._storage_dead = False
-
-
 @pytest.fixture
 def app(make_app):
     return make_app()
@@ -190,20 +178,6 @@ def app(make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-@dataclass
-class Account:
-    id: int
-    email: str
-    password: str
-    role: str
-    access_token: str
-    refresh_token: str
-
-    @property
-    def headers(self) -> dict:
-        return {"Authorization": f"Bearer {self.access_token}"}
 
 
 @pytest.fixture
@@ -229,12 +203,6 @@ def make_account(app, client):
         )
 
     return make
-
-
-def sign_in(client, email: str, password: str) -> dict:
-    response = client.post("/users/tokens", json={"email": email, "password": password})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
 
 
 @pytest.fixture
@@ -272,75 +240,6 @@ def committing_app(database_url, redis_url, redis_client):
     redis_client.flushdb()
 
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
-
-
-# How each WSGI server is started as shipped: with its own config file, serving
-# HTTP on BIND (gunicorn.conf.py) or MYAPP_SOCKET (myapp.ini).
-SERVER_COMMANDS = {
-    "gunicorn": [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "gunicorn.conf.py",
-        "wsgi:app",
-    ],
-    "uwsgi": [
-        os.path.join(os.path.dirname(sys.executable), "uwsgi"),
-        "--ini",
-        "myapp.ini",
-    ],
-}
-
-
-@contextlib.contextmanager
-def wsgi_server(
-    workdir: str, server: str = "gunicorn", workers: int = 4, args=(), **env
-):
-    """A real gunicorn or uWSGI serving wsgi:app with its shipped config on
-    127.0.0.1, metrics in multiprocess mode, env on top of ours (DATABASE_URL,
-    REDIS_URL, ...), `args` after the config (overriding it). Yields its base URL;
-    stopped, with its workers, when the block ends. Its output is in
-    server_log(workdir, base)."""
-    port = free_port()
-    metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=workdir)
-    environment = {
-        **os.environ,
-        "MYAPP_ENV": "testing",
-        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
-        "BIND": f"127.0.0.1:{port}",
-        "MYAPP_SOCKET": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": str(workers),
-        **env,
-    }
-    base = f"http://127.0.0.1:{port}"
-    log = open(server_log(workdir, base), "w")
-    process = subprocess.Popen(
-        [*SERVER_COMMANDS[server], *args],
-        cwd=ROOT,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_until_serving(base, process)
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-
-
-def server_log(workdir: str, base: str) -> str:
-    return os.path.join(workdir, f"server-{base.rsplit(':', 1)[1]}.log")
-
-
 @pytest.fixture(scope="session")
 def live_server(database_url, redis_url, workdir):
     """gunicorn (4 sync workers) on the test database and Redis, for black-box and
@@ -356,22 +255,24 @@ def live_server(database_url, redis_url, workdir):
         yield base
 
 
-def wait_until_serving(base: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with {server.returncode}")
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the server did not start serving in 30 s")
-
-
 @pytest.fixture
 def live(live_server, committing_app):
     """The live server's base URL; what the test wrote is deleted afterwards (the
     committing_app fixture empties the tables)."""
     return live_server
+
+
+@pytest.fixture
+def environ(monkeypatch):
+    """A clean environment for config tests: only what the test sets."""
+    for name in list(os.environ):
+        if name in PRODUCTION_ENV or name.startswith(
+            ("MYAPP_", "RATELIMIT_", "CORS_", "TRUSTED_")
+        ):
+            monkeypatch.delenv(name)
+
+    def set_env(**values):
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+
+    return set_env

@@ -54,25 +54,19 @@ class Config:
     JWT_ACCESS_TOKEN_EXPIRES = 15 * 60
     JWT_REFRESH_TOKEN_EXPIRES = 30 * 24 * 3600
     JWT_ALGORITHM = "HS256"
-    JWT_TOKEN_LOCATION = ["headers"]
 
     # Password hashing (Argon2id); the defaults are argon2-cffi's RFC 9106 profile.
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 65536
     ARGON2_PARALLELISM = 4
 
-    # Rate limits, as Flask-Limiter strings. RATELIMIT_DEFAULT applies per endpoint
-    # and identity (user id when signed in, else client address).
+    # Rate limits (myapp/rate_limits.py), as the `limits` package writes them.
+    # RATELIMIT_DEFAULT is one budget per identity (user id when signed in, else
+    # client address) across every endpoint; signing in (per address and account)
+    # and registering (per address) have their own as well.
     RATELIMIT_LOGIN = "5 per minute"
     RATELIMIT_REGISTER = "10 per hour"
     RATELIMIT_DEFAULT = "1000 per hour"
-    RATELIMIT_HEADERS_ENABLED = True
-    # Flask-Limiter would put Retry-After on every response (and overwrite ours on
-    # 503s); its copy goes here, and only a 429 carries Retry-After.
-    RATELIMIT_HEADER_RETRY_AFTER = "X-RateLimit-Retry-After"
-    # A Redis outage must not turn every request into a 500: count in memory meanwhile.
-    RATELIMIT_SWALLOW_ERRORS = True
-    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
 
     CACHE_DEFAULT_TIMEOUT = 300
     # The myapp loggers' level (JSON lines on stderr).

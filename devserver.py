@@ -30,10 +30,11 @@ def main() -> None:
     try:
         import flask_migrate
 
-        from myapp import create_app
+        from myapp import create_app, init_migrations
         from myapp.cli import DEMO_PASSWORD, DEMO_USERS, load_demo_data
 
         app = create_app()
+        init_migrations(app)
         with app.app_context():
             flask_migrate.upgrade()
             load_demo_data()

@@ -17,7 +17,8 @@ import flask_migrate
 import pytest
 import requests
 
-from conftest import wsgi_server
+from myapp.throwaway import wsgi_server
+from myapp import init_migrations
 from myapp.cli import DEMO_PASSWORD
 
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -87,6 +88,7 @@ def api(workdir, redis_url, pages):
     app = create_app(
         "testing", {"SQLALCHEMY_DATABASE_URI": database, "REDIS_URL": redis_url}
     )
+    init_migrations(app)
     with app.app_context():
         flask_migrate.upgrade()
         load_demo_data()

@@ -454,8 +454,8 @@ def test_pgbouncer_restarted(the_fleet, admin, book):
         fleet.run_pgbouncer(db)
 
     load = under_load(the_fleet, admin, book, "PgBouncer restarted", restart)
-    # Reads wait out the gap (myapp.db.read_on_a_live_connection); a write that
-    # met it was answered 503, and its retry completed it.
+    # Reads wait out the gap (transactions.read_on_a_live_connection); a write
+    # that met it was answered 503, and its retry completed it.
     assert not load.failures(READ) and not load.failures(SIGNED_IN_READ)
 
 

@@ -1,15 +1,15 @@
 """myapp: a production-grade REST API on Flask and Flask-RESTX."""
 
 import os
-import sys
 
 import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from myapp import cli, docs, ops, stalls
+from myapp import cli, docs, ops, rate_limits, sqlite, stalls
 from myapp.api import DatabaseIdConverter
-from myapp.db import cache, cors, end_session, jwt, limiter, redis_store, sql
+from myapp.db import cache, cors, redis_store, sql
+from myapp.transactions import end_session
 from myapp.errors import register_error_handlers
 from myapp.openapi import REQUEST_HEADERS, RESPONSE_HEADERS
 from myapp.schema import read_json_body
@@ -41,9 +41,11 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     sql.init_app(app)
     app.teardown_appcontext(end_session)
     with app.app_context():
+        sqlite.init_engine(sql.engine)
         stalls.init_app(app, sql.engine)
-    init_migrations(app)
-    redis_store.init_app(app)  # before the limiter and the cache, which use it
+    if click.get_current_context(silent=True):
+        init_migrations(app)  # the `flask db` commands
+    redis_store.init_app(app)  # before the rate limits and the cache, which use it
     cors.init_app(
         app,
         origins=app.config["CORS_ORIGINS"],
@@ -55,9 +57,8 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     )
     # The body is read before the rate limits are counted (myapp/schema.py).
     app.before_request(read_json_body)
-    limiter.init_app(app)
+    rate_limits.init_app(app)
     cache.init_app(app)
-    jwt.init_app(app)
 
     ops.init_app(app)
     app.register_blueprint(users_blueprint)
@@ -83,14 +84,14 @@ def command_line_advice(error: ConfigError) -> str:
 
 
 def init_migrations(app: Flask) -> None:
-    """Flask-Migrate brings Alembic, 12 MiB in every worker (bench/ANALYSIS.md), and a
-    server never migrates. It is set up under the `flask` command (which makes the
-    app inside its click context), and where flask_migrate is already imported
-    (devserver.py, tests)."""
-    if click.get_current_context(silent=True) or "flask_migrate" in sys.modules:
-        from flask_migrate import Migrate
+    """Set up Flask-Migrate, for `flask_migrate.upgrade()` and the `flask db`
+    commands. It brings Alembic, 12 MiB in every worker (bench/ANALYSIS.md), and a
+    server never migrates: create_app calls this only under the `flask` command (it
+    makes the app inside its click context); code that migrates from Python
+    (devserver.py, the tests) calls it itself."""
+    from flask_migrate import Migrate
 
-        Migrate(app, sql, directory=migrations_directory())
+    Migrate(app, sql, directory=migrations_directory())
 
 
 def migrations_directory() -> str:

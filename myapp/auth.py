@@ -1,16 +1,17 @@
 """Who is calling and what they may do: identities and roles, nothing more.
 
-Tokens are verified by flask-jwt-extended; the users feature plugs its session
-revocation check into it. Every feature protects its endpoints with `requires`.
+Tokens are verified by myapp/tokens.py; the users feature says whether a token's
+session still lives (`check_revocation_with`). Every feature protects its endpoints
+with `requires`.
 """
 
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import g
-from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask import current_app, g
 
-from myapp.errors import ApiError
+from myapp.errors import ApiError, unauthorized
+from myapp.tokens import request_claims
 
 ROLES = ("member", "staff", "admin")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -27,8 +28,24 @@ class Identity:
 
 
 def current_identity() -> Identity:
-    claims = get_jwt()
+    claims = request_claims()
     return Identity(int(claims["sub"]), claims.get("role", "member"), claims["sid"])
+
+
+def check_revocation_with(app, revoked) -> None:
+    """`revoked(claims)` is asked for every token `requires` takes: True refuses it
+    (its session has ended, or a spent refresh token was replayed)."""
+    app.extensions["myapp.token_revoked"] = revoked
+
+
+def verify_token(kind: str) -> dict:
+    """This request's token, verified, unrevoked and of `kind` ("any" for either)."""
+    claims = request_claims()
+    if kind != "any" and claims["type"] != kind:
+        raise unauthorized("Wrong kind of token for this endpoint")
+    if current_app.extensions["myapp.token_revoked"](claims):
+        raise unauthorized("Token has been revoked")
+    return claims
 
 
 def requires(role: str = "member", *, token: str = "access"):
@@ -42,9 +59,7 @@ def requires(role: str = "member", *, token: str = "access"):
     def decorate(view):
         @wraps(view)
         def guarded(*args, **kwargs):
-            verify_jwt_in_request(
-                refresh=token == "refresh", verify_type=token != "any"
-            )
+            verify_token(token)
             identity = current_identity()
             g.user_id = identity.user_id  # for the access log
             if not identity.has_role(role):

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from myapp.auth import Identity
 from myapp.books.models import BookModel, LoanModel, isbn13
 from myapp.sites.models import ComputerModel, ContainerModel, FreezerModel, SiteModel
-from myapp.db import commit, sql
+from myapp.db import sql
+from myapp.transactions import commit
 from myapp.errors import ApiError
 from myapp.users.models import UserModel
 

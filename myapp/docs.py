@@ -10,7 +10,7 @@ Content-Security-Policy allows no inline script.
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from myapp.db import limiter
+from myapp import rate_limits
 from myapp.openapi import JSON, WHOLE_API, Documents
 
 SWAGGER_UI_ASSETS = "/docs/swagger-ui"
@@ -47,7 +47,7 @@ def index():
 FEATURE_DOCUMENTATION = {"doc", "specs", "openapi"}
 
 
-@limiter.request_filter
+@rate_limits.exempt_when
 def is_documentation() -> bool:
     """Documents and docs pages are not rate-limited: they are the same bytes for
     everyone, and a page that loads four of them must not spend a client's
@@ -98,7 +98,7 @@ def init_app(app: Flask) -> None:
     for feature in features:
         feature.api.documentation(lambda name=feature.name: swagger_ui_page(name))
     app.extensions["myapp.openapi"] = Documents(features, app.config)
-    limiter.exempt(docs)
-    limiter.exempt(swagger_ui_assets)
+    rate_limits.exempt(docs.name)
+    rate_limits.exempt(swagger_ui_assets.name)
     app.register_blueprint(docs)
     app.register_blueprint(swagger_ui_assets)

@@ -7,28 +7,17 @@ our code (ApiError), by Werkzeug (404, 405, 413, ...), by extensions (rate limit
 JWT) and by the database or Redis failing.
 """
 
-import time
 from dataclasses import dataclass
 from http import HTTPStatus
-
-import jwt as pyjwt
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, jsonify, request
-from flask_jwt_extended.exceptions import (
-    JWTExtendedException,
-    NoAuthorizationError,
-    RevokedTokenError,
-    WrongTokenError,
-)
-from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import exc as sql_errors
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.routing import RequestRedirect
 
-from myapp.db import limiter
 from myapp.outages import is_outage
-from myapp.tracing import request_id
+from myapp.request_id import request_id
 
 
 @dataclass(frozen=True)
@@ -93,7 +82,7 @@ STATUSES = {
 }
 
 # What a client should wait before retrying when a backing service is down.
-RETRY_AFTER_UNAVAILABLE = "5"
+RETRY_AFTER_UNAVAILABLE = 5
 # Headers of a Werkzeug exception worth keeping (Allow on 405, Retry-After on 429).
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
@@ -132,15 +121,28 @@ class ApiError(Exception):
         message: str,
         details: list[dict] | None = None,
         headers: dict | None = None,
+        *,
+        retry_after: int | None = None,
     ):
+        """`retry_after`: the seconds a client should wait before trying again
+        (429, 503, a 409 still in progress), sent as Retry-After."""
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.details = details or []
         self.headers = headers or {}
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(retry_after)
 
 
 def not_found(what: str = "Resource") -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
+
+
+def unauthorized(message: str) -> ApiError:
+    """A missing, malformed, expired, revoked or forged token, or bad credentials."""
+    return ApiError(
+        401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 def conflict(message: str, details: list[dict] | None = None) -> ApiError:
@@ -202,22 +204,8 @@ def redirect_in_json(redirect: RequestRedirect) -> Response:
 def to_api_error(error: Exception) -> ApiError:
     if isinstance(error, ApiError):
         return error
-    if isinstance(error, RateLimitExceeded):
-        return ApiError(
-            429,
-            "rate_limited",
-            f"Rate limit exceeded: {error.description}",
-            headers={"Retry-After": str(seconds_until_reset())},
-        )
     if isinstance(error, HTTPException):
         return from_http_exception(error)
-    if isinstance(error, (JWTExtendedException, pyjwt.PyJWTError)):
-        return ApiError(
-            401,
-            "unauthorized",
-            token_problem(error),
-            headers={"WWW-Authenticate": "Bearer"},
-        )
     if is_outage(error):
         # The driver's own message: the SQLAlchemy one would log statement parameters.
         cause = getattr(error, "orig", None) or error
@@ -228,19 +216,12 @@ def to_api_error(error: Exception) -> ApiError:
             503,
             "service_unavailable",
             STATUSES[503].message,
-            headers={"Retry-After": RETRY_AFTER_UNAVAILABLE},
+            retry_after=RETRY_AFTER_UNAVAILABLE,
         )
     if isinstance(error, sql_errors.IntegrityError):
         return ApiError(409, "conflict", "The change conflicts with existing data")
     current_app.logger.error("Unhandled error", exc_info=error)
     return ApiError(500, "internal_error", STATUSES[500].message)
-
-
-def seconds_until_reset() -> int:
-    current = limiter.current_limit
-    if current is None:
-        return 1
-    return max(1, int(current.reset_at - time.time()))
 
 
 def from_http_exception(error: HTTPException) -> ApiError:
@@ -255,25 +236,8 @@ def from_http_exception(error: HTTPException) -> ApiError:
     return ApiError(status, code, message, headers=headers)
 
 
-def token_problem(error: Exception) -> str:
-    if isinstance(error, NoAuthorizationError):
-        return "Missing or malformed Authorization header; send 'Bearer <token>'"
-    if isinstance(error, pyjwt.ExpiredSignatureError):
-        return "Token has expired"
-    if isinstance(error, RevokedTokenError):
-        return "Token has been revoked"
-    if isinstance(error, WrongTokenError):
-        return "Wrong kind of token for this endpoint"
-    return "Invalid token"
-
-
 def register_error_handlers(app: Flask) -> None:
     """Errors outside the feature Apis (unknown URLs, ops routes) take the same shape;
-    the feature Apis route theirs to error_response too (see myapp/api.py).
-    Call after the extensions are bound: flask-jwt-extended registers handlers of its
-    own ({"msg"}, 401/422) for each of its exceptions, and ours must replace them."""
+    the feature Apis route theirs to error_response too (see myapp/api.py)."""
     app.register_error_handler(Exception, error_response)
     app.before_request(answer_routing_refusals)
-    for exception_class in list(app.error_handler_spec[None][None]):
-        if issubclass(exception_class, (JWTExtendedException, pyjwt.PyJWTError)):
-            app.register_error_handler(exception_class, error_response)

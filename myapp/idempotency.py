@@ -17,7 +17,8 @@ from functools import wraps
 from flask import current_app, request
 
 from myapp.auth import current_identity
-from myapp.db import after_commit, after_rollback, redis_store
+from myapp.db import redis_store
+from myapp.transactions import after_commit, after_rollback
 from myapp.errors import ApiError, bad_request
 from myapp.schema import problems, request_body
 
@@ -131,7 +132,7 @@ def replay(record_key: str, fingerprint: str):
                 409,
                 "conflict",
                 f"A request with this {HEADER} is still in progress; retry later",
-                headers={"Retry-After": "1"},
+                retry_after=1,
             )
         time.sleep(POLL_SECONDS)
     if "error" in record:

@@ -21,7 +21,7 @@ from myapp.errors import ERROR_SCHEMA, STATUSES
 from myapp.idempotency import HEADER as IDEMPOTENCY_KEY
 from myapp.idempotency import HEADER_SCHEMA as IDEMPOTENCY_KEY_SCHEMA
 from myapp.schema import ID
-from myapp.tracing import MAX_REQUEST_ID_LENGTH
+from myapp.request_id import MAX_REQUEST_ID_LENGTH
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0"

@@ -11,11 +11,12 @@ from redis import exceptions as redis_errors
 from sqlalchemy import text
 
 from myapp import telemetry
-from myapp.db import limiter, redis_store, sql
-from myapp.errors import STATUSES, ApiError
+from myapp import rate_limits
+from myapp.db import redis_store, sql
+from myapp.errors import RETRY_AFTER_UNAVAILABLE, STATUSES, ApiError
 from myapp.redis_url import RedisStalled
 from myapp.stalls import DatabaseStalled
-from myapp.tracing import request_id
+from myapp.request_id import request_id
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -50,7 +51,7 @@ READINESS_KEY = "myapp:readiness"
 READINESS_KEY_MS = 10_000
 
 ops = Blueprint("ops", __name__)
-limiter.exempt(ops)
+rate_limits.exempt(ops.name)
 
 
 @ops.get("/healthz")
@@ -78,7 +79,7 @@ def readiness():
             "service_unavailable",
             f"Not ready: {', '.join(down)}",
             details,
-            headers={"Retry-After": "5"},
+            retry_after=RETRY_AFTER_UNAVAILABLE,
         )
     return jsonify({"status": "ok", "checks": {name: "ok" for name in problems}})
 

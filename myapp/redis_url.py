@@ -1,5 +1,5 @@
 """REDIS_URL to a Redis client: one client (one connection pool) per app, shared by
-the app's own records, the rate limiter and the cache, so all three follow the same
+the app's own records, the rate limits and the cache, so all three follow the same
 server, including across a Sentinel failover.
 
 Forms (redis-py's own, plus Sentinel's as the `limits` package spells it):

@@ -247,9 +247,8 @@ def derive_extension_settings(config: dict) -> None:
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config, url)
     for key in ("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"):
         config[key] = timedelta(seconds=config[key])
-    # The limiter's storage (db.RedisHitStorage) and the cache are given the app's
-    # one Redis client when create_app binds them (db.AppRedis.init_app).
-    config["RATELIMIT_STORAGE_URI"] = "myapp+redis://"
+    # The cache is given the app's one Redis client when create_app binds it
+    # (db.AppRedis.init_app).
     config["CACHE_TYPE"] = "RedisCache"
 
 

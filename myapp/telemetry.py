@@ -25,7 +25,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess
 from pythonjsonlogger.json import JsonFormatter
 
-from myapp.tracing import request_id
+from myapp.request_id import request_id
 
 LOGGER = "myapp"
 ACCESS_LOGGER = "myapp.access"
@@ -43,14 +43,6 @@ RATE_LIMITS_IN_MEMORY = Counter(
     "Times the rate limits fell back to counting in a process's memory because "
     "Redis failed",
 )
-
-
-def rate_limits_in_memory() -> None:
-    RATE_LIMITS_IN_MEMORY.inc()
-    logging.getLogger(LOGGER).warning(
-        "Rate limit storage unreachable: limits count in this process's memory "
-        "until Redis answers again"
-    )
 
 
 FOLLOW_UP_FAILURES = Counter(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import delete
 
-from conftest import Account
+from myapp.testing import Account
 from myapp import create_app
 from myapp.clients import operations
 from myapp.db import sql
@@ -370,7 +370,7 @@ def provoke(world, operation_id, status, make_app):
 
 def order(status: str) -> tuple:
     """Refusals first, then what succeeds (it may delete), then the outage (which
-    leaves the limiter counting in memory)."""
+    points the app at an unreachable Redis)."""
     code = int(status)
     return (code == 503, 200 <= code < 300, code)
 

@@ -14,7 +14,7 @@ import redis as redis_client
 import requests
 import sqlalchemy
 
-from conftest import wsgi_server
+from myapp.throwaway import wsgi_server
 from myapp.books.models import isbn13
 from myapp.db import sql
 from myapp.ops import IN_MEMORY

@@ -17,7 +17,7 @@ import redis as redis_client
 import requests
 import sqlalchemy
 
-from conftest import server_log, wsgi_server
+from myapp.throwaway import server_log, wsgi_server
 from deploy.load import BORROW, READ, SIGNED_IN_READ, WRITE, Load
 from myapp.books.models import BookModel, LoanModel, isbn13
 from myapp.db import sql

@@ -1,20 +1,36 @@
-"""Rate limits an attacker cannot switch off or overshoot: a body that is not JSON
-is refused before any limit counts and cannot make the limiter leave Redis; a key
+"""Rate limits (myapp/rate_limits.py), every test of them: one budget per identity,
+the sign-in, re-authentication and registration limits, their headers, what counts
+nothing, and what an attacker cannot switch off or overshoot: a body that is not
+JSON is refused before any limit counts and cannot make the limits leave Redis; a key
 function never raises; guarded attempts count before the work, so parallel ones
 cannot get past the limit; a real Redis failure shows in the log, /metrics and
 /readiness. Against a live gunicorn (4 workers) where processes matter."""
 
 import json
 import threading
+import time
 
 import pytest
 import requests
 from prometheus_client import REGISTRY
 
-from conftest import PASSWORD, wsgi_server
-from myapp.db import limit_key, sql
+from myapp.testing import PASSWORD
+from myapp.throwaway import wsgi_server
+from myapp.db import sql
+from myapp.rate_limits import key_or_address
 from myapp.testing import assert_error
 from myapp.users.models import UserModel
+
+NEW_USER = {"email": "Ada@Example.com", "password": "analytical engine", "name": "Ada"}
+
+
+def login_attempt(client, forwarded_for=None):
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return client.post(
+        "/users/tokens",
+        json={"email": "someone@example.com", "password": "wrong password"},
+        headers=headers,
+    )
 
 
 def storage_failures() -> float:
@@ -54,7 +70,7 @@ def test_a_key_function_never_raises(app):
         raise RuntimeError("a key that cannot be made")
 
     with app.test_request_context(environ_base={"REMOTE_ADDR": "192.0.2.9"}):
-        assert limit_key(broken)() == "ip:192.0.2.9"
+        assert key_or_address(broken)() == "ip:192.0.2.9"
 
 
 def test_a_redis_failure_is_logged_counted_and_shown(make_app, capsys):
@@ -72,6 +88,148 @@ def test_a_redis_failure_is_logged_counted_and_shown(make_app, capsys):
     assert "myapp_rate_limit_storage_failures_total" in metrics
     readiness = client.get("/readiness").get_json()
     assert {"field": "rate_limits", "problem": IN_MEMORY} in readiness["details"]
+
+
+def test_default_rate_limit_applies_per_identity(make_app, member):
+    client = make_app(RATELIMIT_DEFAULT="2 per minute").test_client()
+    for remaining, path in (("1", "/users/me"), ("0", "/users/me/sessions")):
+        response = client.get(path, headers=member.headers)
+        assert response.status_code == 200
+        assert response.headers["X-RateLimit-Limit"] == "2"
+        assert response.headers["X-RateLimit-Remaining"] == remaining
+        assert "Retry-After" not in response.headers
+    limited = client.get("/users/me", headers=member.headers)
+    assert_error(limited, 429, "rate_limited")
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
+
+
+def test_a_rate_limited_request_costs_one_redis_round_trip(make_app, redis_client):
+    """The hit and the X-RateLimit-* headers come from one script call, not the
+    hit plus a GET and a TTL."""
+    client = make_app(RATELIMIT_DEFAULT="5 per minute").test_client()
+    client.get("/books/1")  # scripts loaded, connections open
+
+    def calls() -> dict:
+        stats = redis_client.info("commandstats")
+        return {name[len("cmdstat_") :]: stat["calls"] for name, stat in stats.items()}
+
+    before = calls()
+    response = client.get("/books/1")
+    after = calls()
+    assert response.headers["X-RateLimit-Remaining"] == "3"
+    assert int(response.headers["X-RateLimit-Reset"]) > time.time()
+    made = {name: count - before.get(name, 0) for name, count in after.items()}
+    # incrby and ttl run inside the one script call; info is this test's own
+    assert {name: count for name, count in made.items() if count} == {
+        "evalsha": 1,
+        "incrby": 1,
+        "ttl": 1,
+        "info": 1,
+    }
+
+
+def test_health_endpoints_are_not_rate_limited(make_app):
+    client = make_app(RATELIMIT_DEFAULT="1 per minute").test_client()
+    for _ in range(3):
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readiness").status_code == 200
+        assert client.get("/metrics").status_code == 200
+
+
+def test_behind_a_trusted_proxy_limits_count_per_real_client(make_app):
+    client = make_app(TRUSTED_PROXIES=1, RATELIMIT_LOGIN="2 per minute").test_client()
+    for _ in range(2):
+        assert login_attempt(client, "203.0.113.5").status_code == 401
+    assert_error(login_attempt(client, "203.0.113.5"), 429, "rate_limited")
+    assert login_attempt(client, "203.0.113.6").status_code == 401
+
+
+def test_without_a_trusted_proxy_forwarded_headers_cannot_dodge_limits(make_app):
+    client = make_app(TRUSTED_PROXIES=0, RATELIMIT_LOGIN="2 per minute").test_client()
+    for address in ("203.0.113.1", "203.0.113.2"):
+        assert login_attempt(client, address).status_code == 401
+    assert_error(login_attempt(client, "203.0.113.3"), 429, "rate_limited")
+
+
+def test_limited_responses_carry_rate_limit_headers(client):
+    headers = client.get("/books/").headers
+    for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
+        assert int(headers[name]) >= 0
+
+
+def test_documents_and_docs_pages_spend_no_rate_limit(make_app):
+    client = make_app(RATELIMIT_DEFAULT="1 per hour").test_client()
+    for _ in range(3):
+        for path in ("/books/docs", "/books/openapi.json", "/books/swagger.json"):
+            response = client.get(path)
+            assert response.status_code == 200, path
+            assert "X-RateLimit-Remaining" not in response.headers, path
+    assert client.get("/books/").status_code == 200  # the budget is still whole
+
+
+def test_cors_preflights_spend_no_rate_limit(make_app):
+    """Only the request a browser sends after its preflight counts."""
+    client = make_app(RATELIMIT_DEFAULT="2 per hour").test_client()
+    preflight = {
+        "Origin": "https://app.example.test",
+        "Access-Control-Request-Method": "GET",
+    }
+    for _ in range(5):
+        answer = client.options("/books/1", headers=preflight)
+        assert answer.status_code == 200
+        assert answer.headers["Access-Control-Allow-Origin"] == preflight["Origin"]
+    assert client.get("/books/").headers["X-RateLimit-Remaining"] == "1"
+
+
+def test_register_is_rate_limited_per_address(make_app):
+    client = make_app(RATELIMIT_REGISTER="2 per hour").test_client()
+    for number in range(2):
+        email = f"user{number}@example.com"
+        assert (
+            client.post("/users/", json={**NEW_USER, "email": email}).status_code == 201
+        )
+    response = client.post("/users/", json={**NEW_USER, "email": "late@example.com"})
+    assert_error(response, 429, "rate_limited")
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_sign_in_is_limited_per_address_and_email(client, member):
+    wrong = {"email": member.email, "password": "wrong password!"}
+    for _ in range(4):  # the member fixture's own sign-in was the first
+        assert client.post("/users/tokens", json=wrong).status_code == 401
+    response = client.post("/users/tokens", json=wrong)
+    body = assert_error(response, 429, "rate_limited")
+    assert "per 1 minute" in body["message"]
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    other = {"email": "other@example.com", "password": "whatever123"}
+    assert client.post("/users/tokens", json=other).status_code == 401
+
+
+def test_sign_in_limit_is_per_address(client, member):
+    wrong = {"email": member.email, "password": "wrong password!"}
+    for _ in range(5):
+        client.post("/users/tokens", json=wrong)
+    assert_error(client.post("/users/tokens", json=wrong), 429, "rate_limited")
+    elsewhere = client.post(
+        "/users/tokens", json=wrong, environ_base={"REMOTE_ADDR": "192.0.2.7"}
+    )
+    assert_error(elsewhere, 401, "unauthorized")
+
+
+def test_guessing_the_current_password_is_throttled(client, member):
+    guess = {"name": "X", "current_password": "a wrong guess"}
+    for _ in range(3):  # renames without a guess do not count
+        assert (
+            client.patch(
+                "/users/me", json={"name": "Y"}, headers=member.headers
+            ).status_code
+            == 200
+        )
+    for _ in range(5):
+        response = client.patch("/users/me", json=guess, headers=member.headers)
+        assert_error(response, 401, "unauthorized")
+    response = client.patch("/users/me", json=guess, headers=member.headers)
+    assert_error(response, 429, "rate_limited")
 
 
 # --- Against a live gunicorn with the shipped limits

@@ -16,7 +16,8 @@ import sqlalchemy
 
 from myapp import create_app
 from myapp.books.models import BookModel, LoanModel, isbn13
-from myapp.db import commit, sql
+from myapp.db import sql
+from myapp.transactions import commit
 from myapp.breaker import Breaker
 from myapp.stalls import DatabaseStalled, database_slot
 from myapp.testing import assert_error

@@ -2,6 +2,7 @@
 in the package so test modules in each feature can import them)."""
 
 import itertools
+from dataclasses import dataclass
 import socket
 import time
 import uuid
@@ -15,8 +16,8 @@ from myapp.errors import ERROR_SCHEMA
 from myapp.openapi import RESPONSE_HEADERS, WHOLE_API, path_template
 from myapp.schema import problems
 
-# The password of the accounts the fault tests make.
-PASSWORD = "a fault-tolerant password"
+# The password of every account the tests make.
+PASSWORD = "correct horse battery"
 
 
 def assert_valid(schema: dict, instance) -> None:
@@ -167,7 +168,7 @@ def assert_unavailable(response, names: str | None = None) -> dict:
 
 def staff_token(app, base: str) -> str:
     """A staff account made in `app`'s database, signed in through a live server."""
-    from myapp.db import commit
+    from myapp.transactions import commit
     from myapp.users.models import UserModel
 
     email = f"staff-{uuid.uuid4().hex[:8]}@example.com"
@@ -178,3 +179,35 @@ def staff_token(app, base: str) -> str:
         f"{base}/users/tokens", json={"email": email, "password": PASSWORD}
     )
     return signed_in.json()["access_token"]
+
+
+# Config tests: a complete production environment, and a Redis no test runs.
+STRONG = "a-production-secret-that-is-long-enough-0123"
+PRODUCTION_ENV = {
+    "SECRET_KEY": STRONG,
+    "JWT_SECRET_KEY": STRONG + "-jwt",
+    "DATABASE_URL": "postgresql://myapp@127.0.0.1:5432/myapp",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "PUBLIC_BASE_URL": "https://api.example.test",
+}
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+
+
+@dataclass
+class Account:
+    id: int
+    email: str
+    password: str
+    role: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def sign_in(client, email: str, password: str) -> dict:
+    response = client.post("/users/tokens", json={"email": email, "password": password})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()

@@ -13,8 +13,9 @@ import schemathesis
 from hypothesis import strategies as st
 from sqlalchemy import delete, event, func, select, text
 
-from conftest import PASSWORD, sign_in
+from myapp.testing import PASSWORD, sign_in
 from myapp.books.models import BookModel, LoanModel, isbn13
+from myapp import tokens
 from myapp.db import sql
 from myapp.pagination import list_schema
 from myapp.testing import assert_error, assert_valid, book_body, next_serial
@@ -1008,9 +1009,7 @@ def race_borrows(live, member, book_ids):
 def open_loans_of(committing_app, member) -> int:
     token = member["Authorization"].split()[1]
     with committing_app.app_context():
-        from flask_jwt_extended import decode_token
-
-        user_id = int(decode_token(token)["sub"])
+        user_id = int(tokens.verified(token)["sub"])
         return sql.session.scalar(
             select(func.count()).where(
                 LoanModel.user_id == user_id, LoanModel.returned_at.is_(None)

@@ -1,12 +1,13 @@
 """/users: registration, tokens and sessions, your profile, and user admin."""
 
-from flask import current_app, g, request
-from flask_jwt_extended import get_jwt
+from flask import g, request
 
 from myapp.api import Resource, make_api, no_content
-from myapp.auth import current_identity
+from myapp.auth import check_revocation_with, current_identity
 from myapp.conditional import check_if_match, created, single_response
-from myapp.db import jwt, limit_key, limiter, sql
+from myapp.db import sql
+from myapp.rate_limits import Limit
+from myapp.tokens import request_claims
 from myapp.pagination import ListParams, list_schema, page_response
 from myapp.schema import json_body, text
 from myapp.users.models import (
@@ -33,7 +34,7 @@ feature = make_api(
 blueprint, ns = feature.blueprint, feature.ns
 # Revocation is checked for every token, by every feature, on every instance.
 blueprint.record_once(
-    lambda _state: jwt.token_in_blocklist_loader(SessionModel.token_revoked)
+    lambda state: check_revocation_with(state.app, SessionModel.token_revoked)
 )
 
 user_model = feature.model("User", UserModel.read_schema)
@@ -57,7 +58,6 @@ USER_LIST = ListParams(
 SESSION_LIST = ListParams(["created_at", "refreshed_at"], "-created_at")
 
 
-@limit_key
 def login_rate_key() -> str:
     """Sign-in attempts count per client address and account (the body was parsed,
     and refused if it is not JSON, before any limit is counted)."""
@@ -72,21 +72,16 @@ def sends_current_password() -> bool:
     return isinstance(body, dict) and "current_password" in body
 
 
-login_limit = limiter.limit(
-    lambda: current_app.config["RATELIMIT_LOGIN"], key_func=login_rate_key
-)
+login_limit = Limit("RATELIMIT_LOGIN", login_rate_key)
 # Guessing a password through PATCH /users/me (with a stolen token) is throttled like
 # signing in: every request that sends current_password counts, before it is
 # checked, so parallel guesses cannot get past the limit.
-reauth_limit = limiter.limit(
-    lambda: current_app.config["RATELIMIT_LOGIN"],
-    key_func=limit_key(lambda: f"reauth:{g.user_id}"),
-    exempt_when=lambda: not sends_current_password(),
+reauth_limit = Limit(
+    "RATELIMIT_LOGIN",
+    lambda: f"reauth:{g.user_id}",
+    unless=lambda: not sends_current_password(),
 )
-register_limit = limiter.limit(
-    lambda: current_app.config["RATELIMIT_REGISTER"],
-    key_func=limit_key(lambda: f"register:{request.remote_addr}"),
-)
+register_limit = Limit("RATELIMIT_REGISTER", lambda: f"register:{request.remote_addr}")
 
 
 # An answer that carries tokens is kept by no cache (RFC 6749, 5.1).
@@ -150,7 +145,7 @@ class TokenRefresh(Resource):
         user = sql.session.get(UserModel, identity.user_id)
         if session is None or user is None:
             raise bad_credentials("Session has ended; sign in again")
-        session.rotate(get_jwt()["jti"])
+        session.rotate(request_claims()["jti"])
         return token_pair(user, session), 201, NO_STORE
 
 

@@ -8,14 +8,14 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, request
-from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import CheckConstraint, Index, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from myapp import tokens
 from myapp.auth import ROLES
 from myapp.db import after_commit, redis_store, sql
-from myapp.errors import ApiError, conflict, not_found
+from myapp.errors import ApiError, conflict, not_found, unauthorized
 from myapp.model import (
     SqlModel,
     Timestamped,
@@ -41,9 +41,7 @@ def canonical_email(address: str) -> str:
 
 
 def bad_credentials(message: str = "Invalid email or password") -> ApiError:
-    return ApiError(
-        401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"}
-    )
+    return unauthorized(message)
 
 
 class UserModel(SqlModel, Timestamped, sql.Model):
@@ -465,9 +463,9 @@ class SessionModel:
         }
 
     @classmethod
-    def token_revoked(cls, _jwt_header: dict, claims: dict) -> bool:
-        """flask-jwt-extended's blocklist check, for every token on every request:
-        a token is good while its session lives, and a refresh token only while it
+    def token_revoked(cls, claims: dict) -> bool:
+        """Asked for every token on every request (auth.check_revocation_with): a
+        token is good while its session lives, and a refresh token only while it
         is the session's current one. Replaying a spent one ends the session."""
         session_id = claims.get("sid")
         if not session_id:
@@ -486,11 +484,9 @@ class SessionModel:
 def token_pair(user: UserModel, session: SessionModel) -> dict:
     """A fresh access/refresh pair for a session."""
     identity = str(user.id)
-    access = create_access_token(
-        identity, additional_claims={"sid": session.id, "role": user.role}
-    )
-    refresh = create_refresh_token(
-        identity, additional_claims={"sid": session.id, "jti": session.refresh_jti}
+    access = tokens.issue(identity, "access", {"sid": session.id, "role": user.role})
+    refresh = tokens.issue(
+        identity, "refresh", {"sid": session.id, "jti": session.refresh_jti}
     )
     lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     return {

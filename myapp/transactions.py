@@ -1,0 +1,92 @@
+"""A request's transaction: its one commit and the work queued to follow it, reads
+that survive a dead pooled connection, and the session's end."""
+
+import time
+
+from flask import current_app, g
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from myapp import telemetry
+from myapp.db import sql
+
+# How long a read keeps trying to reach a database that refused a connection: a
+# restart of PgBouncer or PostgreSQL is gone in well under that; a longer outage is
+# a 503 once it has passed.
+RECONNECT_WINDOW = 1.0
+RECONNECT_PAUSE = 0.25
+
+
+def read_on_a_live_connection(read, *args, **kwargs):
+    """Run a read, on a live connection. Pools are not pinged before use (a round
+    trip on every request), so this is where a dead one is found: a pooled
+    connection closed by a restarted PostgreSQL or PgBouncer (SQLAlchemy has then
+    discarded the whole pool) is replaced at once; a connection refused is tried
+    again every RECONNECT_PAUSE seconds for RECONNECT_WINDOW. Reads only: a write
+    may have been applied, and its client retries it with its Idempotency-Key."""
+    deadline = time.monotonic() + RECONNECT_WINDOW
+    replaced = False
+    while True:
+        try:
+            return read(*args, **kwargs)
+        except DBAPIError as error:
+            # No statement: the error came from connecting, not from a query.
+            refused = error.statement is None and isinstance(error, OperationalError)
+            lost = error.connection_invalidated and not replaced
+            if not (lost or refused and time.monotonic() + RECONNECT_PAUSE < deadline):
+                raise
+            sql.session.rollback()
+            replaced = replaced or lost
+            if refused:
+                time.sleep(RECONNECT_PAUSE)
+
+
+def end_session(_error: BaseException | None = None) -> None:
+    """End the request's session: registered after Flask-SQLAlchemy, so it runs
+    first at teardown. Flask-SQLAlchemy's own ending lets a rollback on a
+    connection lost after the response was made (a deadline cut it, or PostgreSQL
+    went away) escape the app, and the server answers its own HTML 500 in place of
+    the response. That rollback has nothing to undo: SQLAlchemy has discarded the
+    connection, and the transaction died with it. So it is logged, and the response
+    stands."""
+    try:
+        sql.session.remove()
+    except DBAPIError as error:
+        current_app.logger.warning(
+            "The request's database connection was lost at its end: %s",
+            type(error.orig).__name__,
+        )
+        sql.session.remove()  # what the failed rollback left: the connection back
+
+
+def commit() -> None:
+    """The request's one commit, then the work queued to follow it. Once committed,
+    the request has succeeded: a failing follow-up is logged and counted, never
+    turned into an error response for a write that happened."""
+    try:
+        sql.session.commit()
+    except Exception:
+        run_follow_ups("after_rollback")
+        raise
+    g.pop("after_rollback", None)
+    run_follow_ups("after_commit")
+
+
+def after_commit(step: str, callback) -> None:
+    """Run `callback` once this request's transaction has committed, so that no
+    request can see the old data after the callback ran (revoking sessions, bumping
+    a cache generation, keeping an idempotent response). `step` names it in the log
+    and in /metrics if it fails."""
+    g.setdefault("after_commit", []).append((step, callback))
+
+
+def after_rollback(step: str, callback) -> None:
+    """Run `callback` if this request's commit fails (releasing a claim in Redis)."""
+    g.setdefault("after_rollback", []).append((step, callback))
+
+
+def run_follow_ups(kind: str) -> None:
+    for step, callback in g.pop(kind, []):
+        try:
+            callback()
+        except Exception as error:
+            telemetry.follow_up_failed(step, error)
