@@ -46,15 +46,7 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     if click.get_current_context(silent=True):
         init_migrations(app)  # the `flask db` commands
     redis_store.init_app(app)  # before the rate limits and the cache, which use it
-    cors.init_app(
-        app,
-        origins=app.config["CORS_ORIGINS"],
-        supports_credentials=False,
-        always_send=False,
-        expose_headers=EXPOSED_HEADERS,
-        allow_headers=ALLOWED_HEADERS,
-        max_age=600,
-    )
+    init_cors(app)
     # The body is read before the rate limits are counted (myapp/schema.py).
     app.before_request(read_json_body)
     rate_limits.init_app(app)
@@ -68,6 +60,18 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     register_error_handlers(app)
     cli.init_app(app)
     return app
+
+
+def init_cors(app: Flask) -> None:
+    cors.init_app(
+        app,
+        origins=app.config["CORS_ORIGINS"],
+        supports_credentials=False,
+        always_send=False,
+        expose_headers=EXPOSED_HEADERS,
+        allow_headers=ALLOWED_HEADERS,
+        max_age=600,
+    )
 
 
 def command_line_advice(error: ConfigError) -> str:

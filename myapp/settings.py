@@ -157,6 +157,20 @@ def apply_defaults(app: Flask) -> None:
 
 def find_problems(config: dict) -> list[str]:
     """One message per problem, each naming the variable to fix."""
+    return [
+        *secret_problems(config),
+        *_url_problems(
+            "DATABASE_URL", config.get("SQLALCHEMY_DATABASE_URI"), SQL_SCHEMES
+        ),
+        *_url_problems(
+            "REDIS_URL", config.get("REDIS_URL"), redis_url.SCHEMES, redis_url.problem
+        ),
+        *value_problems(config),
+        *address_problems(config),
+    ]
+
+
+def secret_problems(config: dict) -> list[str]:
     problems = []
     for key in SECRET_KEYS:
         value = config.get(key) or ""
@@ -169,12 +183,12 @@ def find_problems(config: dict) -> list[str]:
         problems.append(
             "SECRET_KEY and JWT_SECRET_KEY must differ: one leaked would give both"
         )
-    problems += _url_problems(
-        "DATABASE_URL", config.get("SQLALCHEMY_DATABASE_URI"), SQL_SCHEMES
-    )
-    problems += _url_problems(
-        "REDIS_URL", config.get("REDIS_URL"), redis_url.SCHEMES, redis_url.problem
-    )
+    return problems
+
+
+def value_problems(config: dict) -> list[str]:
+    """Rate limits, numbers and the log level."""
+    problems = []
     for key in RATE_LIMIT_KEYS:
         try:
             parse_many(str(config.get(key)))
@@ -191,6 +205,12 @@ def find_problems(config: dict) -> list[str]:
         problems.append("TRUSTED_PROXIES must be a whole number >= 0")
     if config.get("LOG_LEVEL") not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return problems
+
+
+def address_problems(config: dict) -> list[str]:
+    """Origins, the public URL and hosts, and the metrics networks."""
+    problems = []
     for origin in config.get("CORS_ORIGINS") or []:
         parts = urlsplit(origin)
         if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:

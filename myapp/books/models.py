@@ -26,7 +26,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from redis.exceptions import RedisError
 
-from myapp.db import after_commit, cache, sql
+from myapp.db import cache, sql
+from myapp.transactions import after_commit
 from myapp.errors import conflict, not_found
 from myapp.outages import is_outage
 from myapp.model import (

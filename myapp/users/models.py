@@ -14,7 +14,8 @@ from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from myapp import tokens
 from myapp.auth import ROLES
-from myapp.db import after_commit, redis_store, sql
+from myapp.db import redis_store, sql
+from myapp.transactions import after_commit
 from myapp.errors import ApiError, conflict, not_found, unauthorized
 from myapp.model import (
     SqlModel,
