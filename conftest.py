@@ -23,7 +23,14 @@ import sqlalchemy
 from myapp import create_app, init_migrations
 from myapp.db import sql
 from myapp.model import RowCount
-from myapp.testing import PASSWORD, PRODUCTION_ENV, Account, ContractClient, sign_in
+from myapp.testing import (
+    PASSWORD,
+    PRODUCTION_ENV,
+    Account,
+    ContractClient,
+    book_body,
+    sign_in,
+)
 from myapp.throwaway import wsgi_server
 from myapp.throwaway import PostgresProcess, RedisProcess
 from myapp.users.models import UserModel
@@ -218,6 +225,20 @@ def staff(make_account):
 @pytest.fixture
 def admin(make_account):
     return make_account("admin")
+
+
+@pytest.fixture
+def add_book(client, staff):
+    """Staff add a book through the API (POST /books/); returns its JSON."""
+
+    def add(**overrides) -> dict:
+        response = client.post(
+            "/books/", json=book_body(**overrides), headers=staff.headers
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return add
 
 
 @pytest.fixture
