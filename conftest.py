@@ -33,6 +33,7 @@ from myapp.testing import (
 )
 from myapp.throwaway import wsgi_server
 from myapp.throwaway import PostgresProcess, RedisProcess
+from myapp.sites.testing import SITE
 from myapp.users.models import UserModel
 
 BACKENDS = ["postgresql", "sqlite"]
@@ -297,3 +298,26 @@ def environ(monkeypatch):
             monkeypatch.setenv(name, value)
 
     return set_env
+
+
+@pytest.fixture
+def add(client, staff):
+    """POST as staff (sites, freezers, computers, containers); returns the created
+    JSON."""
+
+    def post(path: str, body: dict) -> dict:
+        response = client.post(path, json=body, headers=staff.headers)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return post
+
+
+@pytest.fixture
+def site(add):
+    return add("/sites/", SITE)
+
+
+@pytest.fixture
+def freezer(add, site):
+    return add(f"/sites/{site['id']}/freezers", {"name": "Minus Eighty"})
