@@ -23,9 +23,17 @@ import sqlalchemy
 from myapp import create_app, init_migrations
 from myapp.db import sql
 from myapp.model import RowCount
-from myapp.testing import PASSWORD, PRODUCTION_ENV, Account, ContractClient, sign_in
+from myapp.testing import (
+    PASSWORD,
+    PRODUCTION_ENV,
+    Account,
+    ContractClient,
+    book_body,
+    sign_in,
+)
 from myapp.throwaway import wsgi_server
 from myapp.throwaway import PostgresProcess, RedisProcess
+from myapp.sites.testing import SITE
 from myapp.users.models import UserModel
 
 BACKENDS = ["postgresql", "sqlite"]
@@ -221,6 +229,20 @@ def admin(make_account):
 
 
 @pytest.fixture
+def add_book(client, staff):
+    """Staff add a book through the API (POST /books/); returns its JSON."""
+
+    def add(**overrides) -> dict:
+        response = client.post(
+            "/books/", json=book_body(**overrides), headers=staff.headers
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return add
+
+
+@pytest.fixture
 def committing_app(database_url, redis_url, redis_client):
     """An app whose requests really commit (for concurrency tests: each request has
     its own connection). Its tables are emptied and Redis flushed afterwards."""
@@ -276,3 +298,26 @@ def environ(monkeypatch):
             monkeypatch.setenv(name, value)
 
     return set_env
+
+
+@pytest.fixture
+def add(client, staff):
+    """POST as staff (sites, freezers, computers, containers); returns the created
+    JSON."""
+
+    def post(path: str, body: dict) -> dict:
+        response = client.post(path, json=body, headers=staff.headers)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return post
+
+
+@pytest.fixture
+def site(add):
+    return add("/sites/", SITE)
+
+
+@pytest.fixture
+def freezer(add, site):
+    return add(f"/sites/{site['id']}/freezers", {"name": "Minus Eighty"})

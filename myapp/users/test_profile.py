@@ -1,0 +1,142 @@
+"""Your profile, /users/me: reading, renaming, changing the password; the
+headers, HEAD and If-Match/If-None-Match forms its answers follow."""
+
+import pytest
+
+from myapp.testing import PASSWORD, sign_in
+from myapp.testing import assert_error, assert_valid
+from myapp.users.models import UserModel
+from myapp.users.testing import NEW_USER, bearer, stored_user
+
+
+def test_me_returns_your_profile_with_an_etag(client, member):
+    response = client.get("/users/me", headers=member.headers)
+    assert response.status_code == 200
+    assert_valid(UserModel.read_schema, response.get_json())
+    assert response.get_json()["email"] == member.email
+    etag = response.headers["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")  # a strong ETag
+    again = client.get("/users/me", headers={**member.headers, "If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["ETag"] == etag
+
+
+def test_me_needs_a_token(client):
+    assert_error(client.get("/users/me"), 401, "unauthorized")
+
+
+def test_patch_me_renames(client, member):
+    before = client.get("/users/me", headers=member.headers)
+    response = client.patch(
+        "/users/me",
+        json={"name": "Grace"},
+        headers={**member.headers, "If-Match": before.headers["ETag"]},
+    )
+    assert response.status_code == 200
+    assert_valid(UserModel.read_schema, response.get_json())
+    assert response.get_json()["name"] == "Grace"
+    assert response.headers["ETag"] != before.headers["ETag"]
+
+
+def test_patch_me_with_a_stale_etag_is_412_and_changes_nothing(app, client, member):
+    stale = client.get("/users/me", headers=member.headers).headers["ETag"]
+    client.patch("/users/me", json={"name": "First"}, headers=member.headers)
+    response = client.patch(
+        "/users/me",
+        json={"name": "Second"},
+        headers={**member.headers, "If-Match": stale},
+    )
+    assert_error(response, 412, "precondition_failed")
+    assert stored_user(app, member.id).name == "First"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"role": "admin"},
+        {"name": ""},
+        {"password": "short", "current_password": PASSWORD},
+    ],
+)
+def test_patch_me_rejects_bad_bodies(app, client, member, body):
+    response = client.patch("/users/me", json=body, headers=member.headers)
+    assert_error(response, 400, "validation_error")
+    assert stored_user(app, member.id).role == "member"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"password": "a brand new one", "current_password": "not my password"},
+        {"password": "a brand new one"},
+        {"name": "New Name", "current_password": "not my password"},
+    ],
+)
+def test_patch_me_password_needs_the_current_one(app, client, member, body):
+    before = stored_user(app, member.id)
+    response = client.patch("/users/me", json=body, headers=member.headers)
+    assert_error(response, 401, "unauthorized")
+    after = stored_user(app, member.id)
+    assert (after.password_hash, after.name) == (before.password_hash, before.name)
+
+
+def test_patch_me_password_change_signs_out_other_sessions(client, member):
+    other = sign_in(client, member.email, PASSWORD)
+    response = client.patch(
+        "/users/me",
+        json={"password": "a brand new one", "current_password": PASSWORD},
+        headers=member.headers,
+    )
+    assert response.status_code == 200
+    assert client.get("/users/me", headers=member.headers).status_code == 200
+    stale = client.get("/users/me", headers=bearer(other["access_token"]))
+    assert_error(stale, 401, "unauthorized")
+    old = {"email": member.email, "password": PASSWORD}
+    assert_error(client.post("/users/tokens", json=old), 401, "unauthorized")
+    sign_in(client, member.email, "a brand new one")
+
+
+def test_patch_me_needs_a_token(client):
+    assert_error(client.patch("/users/me", json={"name": "x"}), 401, "unauthorized")
+
+
+def test_every_kind_of_response_has_a_request_id_and_json_type(client, member):
+    created = client.post("/users/", json=NEW_USER)
+    etag = client.get("/users/me", headers=member.headers).headers["ETag"]
+    not_modified = client.get(
+        "/users/me", headers={**member.headers, "If-None-Match": etag}
+    )
+    gone = client.delete("/users/tokens/current", headers=member.headers)
+    for response, status in ((created, 201), (not_modified, 304), (gone, 204)):
+        assert response.status_code == status
+        assert len(response.headers["X-Request-ID"]) == 36
+    assert created.content_type == "application/json"
+
+
+def test_head_returns_the_etag_without_a_body(client, member):
+    response = client.head("/users/me", headers=member.headers)
+    assert response.status_code == 200 and response.data == b""
+    assert (
+        response.headers["ETag"]
+        == client.get("/users/me", headers=member.headers).headers["ETag"]
+    )
+
+
+def test_if_none_match_compares_weakly(client, member):
+    etag = client.get("/users/me", headers=member.headers).headers["ETag"]
+    for sent in (f"W/{etag}", f'"other", {etag}', "*"):
+        response = client.get(
+            "/users/me", headers={**member.headers, "If-None-Match": sent}
+        )
+        assert response.status_code == 304, sent
+
+
+@pytest.mark.parametrize("header, status", [("*", 200), ("weak", 412), ("list", 200)])
+def test_if_match_compares_strongly(client, member, header, status):
+    etag = client.get("/users/me", headers=member.headers).headers["ETag"]
+    sent = {"*": "*", "weak": f"W/{etag}", "list": f'"other", {etag}'}[header]
+    response = client.patch(
+        "/users/me", json={"name": "X"}, headers={**member.headers, "If-Match": sent}
+    )
+    assert response.status_code == status

@@ -1,0 +1,164 @@
+"""Signing in, refreshing and signing out: POST /users/tokens, .../refresh,
+DELETE .../current; how long a session lives."""
+
+from datetime import timedelta
+
+import pytest
+
+from myapp.testing import PASSWORD
+from myapp import tokens
+from myapp.db import sql
+from myapp.testing import assert_error, assert_valid
+from myapp.users.models import TOKEN_SCHEMA, SessionModel, UserModel
+from myapp.users.testing import NEW_USER, _claims, bearer
+
+
+def test_sign_in_returns_a_token_pair(app, client):
+    client.post("/users/", json=NEW_USER)
+    response = client.post(
+        "/users/tokens",
+        json={"email": "ada@EXAMPLE.com", "password": NEW_USER["password"]},
+    )
+    assert response.status_code == 201
+    body = response.get_json()
+    assert_valid(TOKEN_SCHEMA, body)
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 15 * 60
+    with app.app_context():
+        claims = tokens.verified(body["access_token"])
+    assert {"sub", "sid", "role", "iat", "exp", "jti"} <= set(claims)
+    assert claims["role"] == "member" and claims["exp"] - claims["iat"] == 15 * 60
+
+
+def test_sign_in_failures_look_the_same(client, member):
+    wrong_password = client.post(
+        "/users/tokens", json={"email": member.email, "password": "wrong password!"}
+    )
+    unknown_email = client.post(
+        "/users/tokens", json={"email": "nobody@example.com", "password": PASSWORD}
+    )
+    first = assert_error(wrong_password, 401, "unauthorized")
+    second = assert_error(unknown_email, 401, "unauthorized")
+    assert first["message"] == second["message"]
+
+
+@pytest.mark.parametrize(
+    "body", [{"email": "a@b.co"}, {"email": "a@b.co", "password": 5}, {"extra": 1}]
+)
+def test_sign_in_validates_the_body(client, body):
+    assert_error(client.post("/users/tokens", json=body), 400, "validation_error")
+
+
+def test_sign_in_needs_json(client):
+    response = client.post("/users/tokens", data="x", content_type="text/plain")
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_refresh_rotates_the_pair(client, member):
+    response = client.post(
+        "/users/tokens/refresh", headers=bearer(member.refresh_token)
+    )
+    assert response.status_code == 201
+    pair = response.get_json()
+    assert_valid(TOKEN_SCHEMA, pair)
+    assert pair["refresh_token"] != member.refresh_token
+    assert (
+        client.get("/users/me", headers=bearer(pair["access_token"])).status_code == 200
+    )
+
+
+def test_reusing_a_spent_refresh_token_revokes_the_session(client, member):
+    fresh = client.post("/users/tokens/refresh", headers=bearer(member.refresh_token))
+    pair = fresh.get_json()
+    replay = client.post("/users/tokens/refresh", headers=bearer(member.refresh_token))
+    assert_error(replay, 401, "unauthorized")
+    # The whole session is gone: the pair the legitimate client holds fails too.
+    for token in (pair["access_token"], member.access_token):
+        assert_error(
+            client.get("/users/me", headers=bearer(token)), 401, "unauthorized"
+        )
+    response = client.post(
+        "/users/tokens/refresh", headers=bearer(pair["refresh_token"])
+    )
+    assert_error(response, 401, "unauthorized")
+
+
+def test_refresh_needs_a_refresh_token(client, member):
+    response = client.post("/users/tokens/refresh", headers=member.headers)
+    body = assert_error(response, 401, "unauthorized")
+    assert "kind of token" in body["message"]
+    assert_error(client.post("/users/tokens/refresh"), 401, "unauthorized")
+
+
+def test_refresh_of_a_deleted_user_is_401(app, client, member):
+    with app.app_context():
+        sql.session.delete(sql.session.get(UserModel, member.id))
+        sql.session.commit()
+    response = client.post(
+        "/users/tokens/refresh", headers=bearer(member.refresh_token)
+    )
+    assert_error(response, 401, "unauthorized")
+
+
+@pytest.mark.parametrize("kind", ["access_token", "refresh_token"])
+def test_sign_out_revokes_every_token_of_the_session(client, member, kind):
+    response = client.delete(
+        "/users/tokens/current", headers=bearer(getattr(member, kind))
+    )
+    assert response.status_code == 204 and response.data == b""
+    assert_error(client.get("/users/me", headers=member.headers), 401, "unauthorized")
+    response = client.post(
+        "/users/tokens/refresh", headers=bearer(member.refresh_token)
+    )
+    assert_error(response, 401, "unauthorized")
+
+
+def test_sign_out_needs_a_token(client):
+    assert_error(client.delete("/users/tokens/current"), 401, "unauthorized")
+
+
+def test_revocation_reaches_every_instance(make_app, member):
+    """Two app instances share only Redis: signing out on one rejects on the other."""
+    other = make_app().test_client()
+    assert other.get("/users/me", headers=member.headers).status_code == 200
+    make_app().test_client().delete("/users/tokens/current", headers=member.headers)
+    assert_error(other.get("/users/me", headers=member.headers), 401, "unauthorized")
+
+
+def test_answers_carrying_tokens_are_never_stored(client, member):
+    signed_in = client.post(
+        "/users/tokens", json={"email": member.email, "password": member.password}
+    )
+    refreshed = client.post(
+        "/users/tokens/refresh",
+        headers={"Authorization": f"Bearer {member.refresh_token}"},
+    )
+    for response in (signed_in, refreshed):
+        assert response.status_code == 201
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["Pragma"] == "no-cache"
+
+
+def test_a_session_lives_as_long_as_its_refresh_token(
+    app, client, member, redis_client
+):
+    sid = _claims(member.access_token)["sid"]
+    ttl = redis_client.ttl(SessionModel.key(sid))
+    lifetime = app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds()
+    assert lifetime - 5 <= ttl <= lifetime
+    listed = client.get("/users/me/sessions", headers=member.headers).get_json()[
+        "items"
+    ][0]
+    assert listed["id"] == sid and listed["expires_at"] > listed["created_at"]
+
+
+def test_an_expired_refresh_token_is_401(app, client, member):
+    claims = _claims(member.refresh_token)
+    with app.app_context():
+        expired = tokens.issue(
+            str(member.id),
+            "refresh",
+            {"sid": claims["sid"], "jti": claims["jti"]},
+            timedelta(seconds=-1),
+        )
+    response = client.post("/users/tokens/refresh", headers=bearer(expired))
+    assert_error(response, 401, "unauthorized")
