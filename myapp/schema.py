@@ -144,19 +144,36 @@ def problems(schema: dict, instance: Any) -> list[dict]:
     return sorted(found, key=lambda item: (item["field"], item["problem"]))
 
 
+# Of a value or a field name sent, a problem quotes this many characters back: a
+# 1 MiB string is named, not echoed.
+QUOTED = 40
+
+
+def quoted(text: str) -> str:
+    return text if len(text) <= QUOTED else text[:QUOTED] + "..."
+
+
 def describe(error: ValidationError) -> list[dict]:
-    path = ".".join(str(part) for part in error.absolute_path)
+    path = ".".join(quoted(str(part)) for part in error.absolute_path)
     if error.validator == "required":
         missing = error.message.split("'")[1]
         return [{"field": _join(path, missing), "problem": "is required"}]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = set(error.schema.get("properties", {}))
         return [
-            {"field": _join(path, name), "problem": "is not an allowed field"}
+            {"field": _join(path, quoted(name)), "problem": "is not an allowed field"}
             for name in error.instance
             if name not in allowed
         ]
-    return [{"field": path or "body", "problem": error.message}]
+    return [{"field": path or "body", "problem": problem_text(error)}]
+
+
+def problem_text(error: ValidationError) -> str:
+    """jsonschema's message, which starts with the value sent, quoted short."""
+    sent = repr(error.instance)
+    if error.message.startswith(sent):
+        return quoted(sent) + error.message[len(sent) :]
+    return error.message
 
 
 def _join(path: str, name: str) -> str:

@@ -112,3 +112,14 @@ def test_an_insane_request_id_is_replaced(client, sent):
     response = client.get("/healthz", headers={"X-Request-ID": sent})
     assert response.headers["X-Request-ID"] != sent
     assert len(response.headers["X-Request-ID"]) == 36
+
+
+def test_a_huge_value_or_field_name_is_named_not_echoed(client):
+    """A 400 quotes at most a few dozen characters of what was sent: a client's
+    megabyte does not come back to it (or into a log)."""
+    body = {"email": "e" * 300_000 + "@example.com", "x" * 300_000: 1}
+    response = client.post("/users/", json={**body, "password": "long enough 123"})
+    problems = assert_error(response, 400, "validation_error")["details"]
+    assert len(response.data) < 2_000
+    assert {"field": "email", "problem": "'" + "e" * 39 + "... is too long"} in problems
+    assert {"field": "x" * 40 + "...", "problem": "is not an allowed field"} in problems

@@ -14,7 +14,7 @@ import redis as redis_client
 import requests
 import sqlalchemy
 
-from myapp.throwaway import wsgi_server
+from myapp.throwaway import server_log, wsgi_server
 from myapp.books.models import isbn13
 from myapp.db import sql
 from myapp.ops import IN_MEMORY
@@ -185,7 +185,15 @@ def test_rate_limits_hold_per_process_while_redis_is_down(backing, workdir):
             statuses = [requests.get(f"{base}/books/").status_code for _ in range(4)]
         finally:
             redis.start()
+        again = requests.get(f"{base}/books/")
     assert statuses == [200, 200, 200, 429]
+    # Redis answers again: the next request counts there at once (a Redis restarted
+    # empty: its first hit), and the log says so.
+    assert again.status_code == 200
+    assert again.headers["X-RateLimit-Remaining"] == "2"
+    log = open(server_log(workdir, base)).read()
+    assert "Rate limit storage unreachable" in log
+    assert "Rate limits count in Redis again" in log
 
 
 # --- PostgreSQL

@@ -11,16 +11,7 @@ import jwt as pyjwt
 import pytest
 
 from myapp import tokens
-from myapp.testing import assert_error
-
-
-def claims_of(token: str) -> dict:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+from myapp.testing import assert_error, bearer, claims_of
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """What every feature's tests share, and the bench and deploy tests with them (kept
 in the package so test modules in each feature can import them)."""
 
+import base64
 import itertools
+import json
 from dataclasses import dataclass
 import socket
 import time
@@ -211,3 +213,13 @@ def sign_in(client, email: str, password: str) -> dict:
     response = client.post("/users/tokens", json={"email": email, "password": password})
     assert response.status_code == 201, response.get_json()
     return response.get_json()
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def claims_of(token: str) -> dict:
+    """A token's claims, read without verifying it (as a client can)."""
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

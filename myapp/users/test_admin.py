@@ -10,7 +10,8 @@ from myapp.db import sql
 from myapp.pagination import list_schema
 from myapp.testing import assert_error, assert_valid
 from myapp.users.models import UserModel
-from myapp.users.testing import bearer, stored_user
+from myapp.testing import bearer
+from myapp.users.testing import stored_user
 
 
 def test_admin_lists_users(client, admin, member, staff):

@@ -8,7 +8,7 @@ import pytest
 
 from myapp import tokens
 from myapp.testing import assert_error
-from myapp.users.testing import _claims, _segments, bearer
+from myapp.testing import bearer, claims_of
 
 
 def _b64(data: dict) -> str:
@@ -17,8 +17,8 @@ def _b64(data: dict) -> str:
 
 
 def forged_tokens(app, member) -> dict[str, str]:
-    header, payload, signature = _segments(member.access_token)
-    claims = _claims(member.access_token)
+    header, payload, signature = member.access_token.split(".")
+    claims = claims_of(member.access_token)
     with app.app_context():
         expired = tokens.issue(
             str(member.id),

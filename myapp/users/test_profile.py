@@ -6,7 +6,8 @@ import pytest
 from myapp.testing import PASSWORD, sign_in
 from myapp.testing import assert_error, assert_valid
 from myapp.users.models import UserModel
-from myapp.users.testing import NEW_USER, bearer, stored_user
+from myapp.testing import bearer
+from myapp.users.testing import NEW_USER, stored_user
 
 
 def test_me_returns_your_profile_with_an_etag(client, member):

@@ -6,7 +6,7 @@ from myapp.testing import PASSWORD, sign_in
 from myapp.pagination import list_schema
 from myapp.testing import assert_error, assert_valid
 from myapp.users.models import SessionModel
-from myapp.users.testing import bearer
+from myapp.testing import bearer
 
 
 def test_sessions_lists_your_live_sessions(client, member, admin):

@@ -10,7 +10,8 @@ from myapp import tokens
 from myapp.db import sql
 from myapp.testing import assert_error, assert_valid
 from myapp.users.models import TOKEN_SCHEMA, SessionModel, UserModel
-from myapp.users.testing import NEW_USER, _claims, bearer
+from myapp.testing import bearer, claims_of
+from myapp.users.testing import NEW_USER
 
 
 def test_sign_in_returns_a_token_pair(app, client):
@@ -141,7 +142,7 @@ def test_answers_carrying_tokens_are_never_stored(client, member):
 def test_a_session_lives_as_long_as_its_refresh_token(
     app, client, member, redis_client
 ):
-    sid = _claims(member.access_token)["sid"]
+    sid = claims_of(member.access_token)["sid"]
     ttl = redis_client.ttl(SessionModel.key(sid))
     lifetime = app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds()
     assert lifetime - 5 <= ttl <= lifetime
@@ -152,7 +153,7 @@ def test_a_session_lives_as_long_as_its_refresh_token(
 
 
 def test_an_expired_refresh_token_is_401(app, client, member):
-    claims = _claims(member.refresh_token)
+    claims = claims_of(member.refresh_token)
     with app.app_context():
         expired = tokens.issue(
             str(member.id),

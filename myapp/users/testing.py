@@ -1,7 +1,4 @@
-"""Helpers the users tests share: stored users, bearer headers, token claims."""
-
-import base64
-import json
+"""Helpers the users tests share: stored users."""
 
 from sqlalchemy import func, select
 
@@ -22,16 +19,3 @@ def stored_user(app, user_id: int) -> UserModel | None:
         if user is not None:
             sql.session.expunge(user)
         return user
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _segments(token: str) -> list[str]:
-    return token.split(".")
-
-
-def _claims(token: str) -> dict:
-    payload = _segments(token)[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
