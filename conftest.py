@@ -28,7 +28,7 @@ import sqlalchemy
 
 from myapp import create_app
 from myapp.db import limiter, sql
-from myapp.model import RowCount
+from myapp.sql_model import RowCount
 from myapp.testing import ContractClient, free_port
 from myapp.throwaway import PostgresProcess, RedisProcess
 from myapp.users.models import UserModel

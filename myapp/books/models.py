@@ -29,7 +29,9 @@ from redis.exceptions import RedisError
 from myapp.db import after_commit, cache, sql
 from myapp.errors import conflict, not_found
 from myapp.outages import is_outage
-from myapp.model import (
+from myapp.pagination import ListQuery
+from myapp.schema import TIMESTAMP, partial, record, text, validate
+from myapp.sql_model import (
     SqlModel,
     Timestamped,
     contains_any_case,
@@ -37,8 +39,6 @@ from myapp.model import (
     iso,
     utcnow,
 )
-from myapp.pagination import ListQuery
-from myapp.schema import TIMESTAMP, partial, record, text, validate
 from myapp.users.models import UserModel
 
 ISBN = {

@@ -23,13 +23,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.db import sql
 from myapp.errors import conflict, not_found
-from myapp.model import (
-    SqlModel,
-    Timestamped,
-    contains_any_case,
-    equals_any_case,
-    iso,
-)
 from myapp.pagination import ListQuery
 from myapp.schema import (
     ID,
@@ -39,6 +32,13 @@ from myapp.schema import (
     record,
     text as text_schema,
     validate,
+)
+from myapp.sql_model import (
+    SqlModel,
+    Timestamped,
+    contains_any_case,
+    equals_any_case,
+    iso,
 )
 
 # How many ids a POST tries past ids that PUTs took before giving up (409).

@@ -16,15 +16,15 @@ from sqlalchemy.orm import Mapped, mapped_column, validates
 from myapp.auth import ROLES
 from myapp.db import after_commit, redis_store, sql
 from myapp.errors import ApiError, conflict, not_found
-from myapp.model import (
+from myapp.pagination import ListQuery
+from myapp.schema import TIMESTAMP, email_address, record, text, validate
+from myapp.sql_model import (
     SqlModel,
     Timestamped,
     contains_any_case,
     iso,
     utcnow,
 )
-from myapp.pagination import ListQuery
-from myapp.schema import TIMESTAMP, email_address, record, text, validate
 
 NAME = text(100)
 PASSWORD = {"type": "string", "minLength": 10, "maxLength": 128}
