@@ -6,7 +6,14 @@ from myapp.books.models import POPULAR_MAX, BookModel, LoanModel
 from myapp.conditional import check_if_match, created, single_response
 from myapp.db import sql
 from myapp.pagination import ListParams, QueryParams, list_schema, page_response
-from myapp.schema import ID, json_body, record, request_body, text, validate
+from myapp.schema import (
+    ID,
+    json_body,
+    object_schema,
+    request_body,
+    text_schema,
+    validate,
+)
 
 feature = make_api(
     "books",
@@ -25,7 +32,7 @@ book_patch_model = feature.model("BookPatch", BookModel.patch_schema)
 book_page_model = feature.model("BookPage", list_schema(BookModel.read_schema))
 popular_model = feature.model(
     "PopularBooks",
-    record(
+    object_schema(
         "PopularBooks",
         {
             "items": {"type": "array", "items": BookModel.read_schema},
@@ -41,8 +48,8 @@ BOOK_LIST = ListParams(
     ["title", "author", "published_year", "times_borrowed", "created_at"],
     "title",
     filters={
-        "q": text(100, description="Substring of the title or author, any case"),
-        "author": text(200, description="The author, any case"),
+        "q": text_schema(100, description="Substring of the title or author, any case"),
+        "author": text_schema(200, description="The author, any case"),
         "available": {
             "type": "boolean",
             "description": "true: books with a copy to borrow; false: none left",

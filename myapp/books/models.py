@@ -30,7 +30,7 @@ from myapp.db import after_commit, cache, sql
 from myapp.errors import conflict, not_found
 from myapp.outages import is_outage
 from myapp.pagination import ListQuery
-from myapp.schema import TIMESTAMP, partial, record, text, validate
+from myapp.schema import TIMESTAMP, object_schema, patch_form, text_schema, validate
 from myapp.sql_model import (
     SqlModel,
     Timestamped,
@@ -90,8 +90,8 @@ class BookModel(SqlModel, Timestamped, sql.Model):
         "additionalProperties": False,
         "required": ["title", "author", "isbn", "copies_total"],
         "properties": {
-            "title": text(300),
-            "author": text(200),
+            "title": text_schema(300),
+            "author": text_schema(200),
             "isbn": ISBN,
             "published_year": {
                 "type": ["integer", "null"],
@@ -101,8 +101,8 @@ class BookModel(SqlModel, Timestamped, sql.Model):
             "copies_total": {"type": "integer", "minimum": 0, "maximum": MAX_COPIES},
         },
     }
-    patch_schema = partial(write_schema, title="BookPatch")
-    read_schema = record(
+    patch_schema = patch_form(write_schema, title="BookPatch")
+    read_schema = object_schema(
         "Book",
         {
             "id": {"type": "integer"},
@@ -262,7 +262,7 @@ class LoanModel(SqlModel, sql.Model):
     due_at = mapped_column(DateTime(timezone=True), nullable=False)
     returned_at = mapped_column(DateTime(timezone=True))
 
-    read_schema = record(
+    read_schema = object_schema(
         "Loan",
         {
             "id": {"type": "integer"},

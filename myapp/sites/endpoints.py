@@ -4,7 +4,7 @@ list of all instruments. Reading needs a signed-in user, writing staff."""
 from myapp.api import Resource, make_api, no_content
 from myapp.conditional import check_if_match, created, single_response
 from myapp.pagination import ListParams, list_schema, page_response
-from myapp.schema import json_body, text
+from myapp.schema import json_body, text_schema
 from myapp.sites.models import (
     INSTRUMENT_SCHEMA,
     INSTRUMENT_SORTS,
@@ -58,8 +58,8 @@ SITE_LIST = ListParams(
     ["name", "country", "id"],
     "name",
     filters={
-        "country": text(200, description="The country, any case"),
-        "q": text(100, description="Substring of the name, any case"),
+        "country": text_schema(200, description="The country, any case"),
+        "q": text_schema(100, description="Substring of the name, any case"),
     },
 )
 INSTRUMENT_LIST = ListParams(

@@ -28,9 +28,9 @@ from myapp.schema import (
     ID,
     MAX_ID,
     TIMESTAMP,
-    partial,
-    record,
-    text as text_schema,
+    object_schema,
+    patch_form,
+    text_schema,
     validate,
 )
 from myapp.sql_model import (
@@ -123,8 +123,8 @@ class SiteModel(SqlModel, Timestamped, sql.Model):
             **{field: OPTIONAL_TEXT for field in ADDRESS_FIELDS},
         },
     }
-    patch_schema = partial(write_schema, title="SitePatch")
-    read_schema = record(
+    patch_schema = patch_form(write_schema, title="SitePatch")
+    read_schema = object_schema(
         "Site",
         {
             "id": {"type": "integer"},
@@ -299,7 +299,7 @@ def instrument_schemas(title: str, extra: dict) -> tuple[dict, dict, dict]:
         "required": ["name", "site_id"],
         "properties": {**create["properties"], "site_id": ID},
     }
-    return create, write, partial(write, title=f"{title}Patch")
+    return create, write, patch_form(write, title=f"{title}Patch")
 
 
 class FreezerModel(InstrumentModel, sql.Model):
@@ -309,7 +309,7 @@ class FreezerModel(InstrumentModel, sql.Model):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"))
 
     create_schema, write_schema, patch_schema = instrument_schemas("Freezer", {})
-    read_schema = record(
+    read_schema = object_schema(
         "Freezer",
         {
             "id": {"type": "integer"},
@@ -349,7 +349,7 @@ class ComputerModel(InstrumentModel, sql.Model):
     create_schema, write_schema, patch_schema = instrument_schemas(
         "Computer", {"mac": {**MAC, "type": ["string", "null"]}}
     )
-    read_schema = record(
+    read_schema = object_schema(
         "Computer",
         {
             "id": {"type": "integer"},
@@ -424,7 +424,7 @@ class ContainerModel(SqlModel, Timestamped, sql.Model):
         "minProperties": 1,
         "properties": {"description": text_schema(2000)},
     }
-    read_schema = record(
+    read_schema = object_schema(
         "Container",
         {
             "uuid": {"type": "string", "format": "uuid"},
@@ -526,7 +526,7 @@ def instruments_query():
     return union_all(*parts).subquery("instruments")
 
 
-INSTRUMENT_SCHEMA = record(
+INSTRUMENT_SCHEMA = object_schema(
     "Instrument",
     {
         "type": {"type": "string", "enum": ["freezer", "computer"]},

@@ -8,7 +8,7 @@ from myapp.auth import current_identity
 from myapp.conditional import check_if_match, created, single_response
 from myapp.db import jwt, limit_key, limiter, sql
 from myapp.pagination import ListParams, list_schema, page_response
-from myapp.schema import json_body, text
+from myapp.schema import json_body, text_schema
 from myapp.users.models import (
     ROLE,
     TOKEN_SCHEMA,
@@ -51,7 +51,7 @@ USER_LIST = ListParams(
     "id",
     filters={
         "role": ROLE,
-        "q": text(100, description="Substring of the email or name, any case"),
+        "q": text_schema(100, description="Substring of the email or name, any case"),
     },
 )
 SESSION_LIST = ListParams(["created_at", "refreshed_at"], "-created_at")

@@ -17,7 +17,7 @@ from myapp.auth import ROLES
 from myapp.db import after_commit, redis_store, sql
 from myapp.errors import ApiError, conflict, not_found
 from myapp.pagination import ListQuery
-from myapp.schema import TIMESTAMP, email_address, record, text, validate
+from myapp.schema import TIMESTAMP, email_address, object_schema, text_schema, validate
 from myapp.sql_model import (
     SqlModel,
     Timestamped,
@@ -26,7 +26,7 @@ from myapp.sql_model import (
     utcnow,
 )
 
-NAME = text(100)
+NAME = text_schema(100)
 PASSWORD = {"type": "string", "minLength": 10, "maxLength": 128}
 ROLE = {"type": "string", "enum": list(ROLES)}
 
@@ -61,7 +61,7 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         CheckConstraint("role IN ('member', 'staff', 'admin')", name="role"),
     )
 
-    read_schema = record(
+    read_schema = object_schema(
         "User",
         {
             "id": {"type": "integer"},
@@ -288,7 +288,7 @@ class SessionModel:
 
     label = "Session"
 
-    read_schema = record(
+    read_schema = object_schema(
         "Session",
         {
             "id": {"type": "string"},
@@ -501,7 +501,7 @@ def token_pair(user: UserModel, session: SessionModel) -> dict:
     }
 
 
-TOKEN_SCHEMA = record(
+TOKEN_SCHEMA = object_schema(
     "TokenPair",
     {
         "access_token": {"type": "string"},
