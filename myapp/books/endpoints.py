@@ -4,7 +4,6 @@ from myapp.api import Resource, make_api, no_content
 from myapp.auth import current_identity
 from myapp.books.models import POPULAR_MAX, BookModel, LoanModel
 from myapp.conditional import check_if_match, created, single_response
-from myapp.db import sql
 from myapp.pagination import ListParams, QueryParams, list_schema, page_response
 from myapp.schema import (
     ID,
@@ -137,7 +136,6 @@ def update_book(book_id: int, *, replace: bool):
     book = BookModel.get_or_404(book_id, for_update=True)
     check_if_match(book.as_json())
     book.update(json_body(), replace=replace)
-    sql.session.flush()
     return single_response(book.as_json())
 
 

@@ -154,7 +154,7 @@ class BookModel(SqlModel, Timestamped, sql.Model):
         validate(cls.write_schema, data)
         book = cls(**data, copies_available=data["copies_total"], times_borrowed=0)
         sql.session.add(book)
-        flush_unique_isbn()
+        book.flush_unique_isbn()
         after_catalog_change()
         return book
 
@@ -168,8 +168,13 @@ class BookModel(SqlModel, Timestamped, sql.Model):
             self.set_copies_total(data.pop("copies_total"))
         for key, value in data.items():
             setattr(self, key, value)
-        flush_unique_isbn()
+        self.flush_unique_isbn()
         after_catalog_change()
+
+    def flush_unique_isbn(self) -> None:
+        """The unique index decides, so two clients racing for one ISBN cannot
+        both win."""
+        self.flush_or_conflict("A book with this ISBN already exists", "isbn")
 
     def set_copies_total(self, total: int) -> None:
         on_loan = BookModel.copies_total - BookModel.copies_available
@@ -236,17 +241,6 @@ BookModel.sort_columns = {
     "times_borrowed": BookModel.times_borrowed,
     "created_at": BookModel.created_at,
 }
-
-
-def flush_unique_isbn() -> None:
-    try:
-        with sql.session.begin_nested():
-            sql.session.flush()
-    except IntegrityError:
-        raise conflict(
-            "A book with this ISBN already exists",
-            [{"field": "isbn", "problem": "already exists"}],
-        ) from None
 
 
 class LoanModel(SqlModel, sql.Model):

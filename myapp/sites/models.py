@@ -218,8 +218,7 @@ class SiteModel(SqlModel, Timestamped, sql.Model):
             dependents += [named(label, item) for item in found]
         if total:
             refuse_delete("The site still has instruments", dependents, total)
-        sql.session.delete(self)
-        sql.session.flush()
+        super().delete()
 
 
 class InstrumentModel(SqlModel, Timestamped):
@@ -277,10 +276,6 @@ class InstrumentModel(SqlModel, Timestamped):
 
     @classmethod
     def flush_unique(cls) -> None:
-        sql.session.flush()
-
-    def delete(self) -> None:
-        sql.session.delete(self)
         sql.session.flush()
 
 
@@ -381,14 +376,9 @@ class ComputerModel(InstrumentModel, sql.Model):
     def flush_unique(cls) -> None:
         """The unique index decides, so two clients racing for one MAC (in any of
         its spellings) cannot both win."""
-        try:
-            with sql.session.begin_nested():
-                sql.session.flush()
-        except IntegrityError:
-            raise conflict(
-                "Another computer has this MAC address",
-                [{"field": "mac", "problem": "already in use"}],
-            ) from None
+        cls.flush_or_conflict(
+            "Another computer has this MAC address", "mac", "already in use"
+        )
 
 
 class ContainerModel(SqlModel, Timestamped, sql.Model):
@@ -468,23 +458,12 @@ class ContainerModel(SqlModel, Timestamped, sql.Model):
             uuid=key, description=data["description"], freezer_id=freezer_id
         )
         sql.session.add(container)
-        try:
-            with sql.session.begin_nested():
-                sql.session.flush()
-        except IntegrityError:
-            raise conflict(
-                "A container with this uuid exists",
-                [{"field": "uuid", "problem": "already exists"}],
-            ) from None
+        container.flush_or_conflict("A container with this uuid exists", "uuid")
         return container
 
     def update(self, data: dict) -> None:
         validate(self.patch_schema, data)
         self.description = data["description"]
-        sql.session.flush()
-
-    def delete(self) -> None:
-        sql.session.delete(self)
         sql.session.flush()
 
 

@@ -6,7 +6,7 @@ from flask_jwt_extended import get_jwt
 from myapp.api import Resource, make_api, no_content
 from myapp.auth import current_identity
 from myapp.conditional import check_if_match, created, single_response
-from myapp.db import jwt, limit_key, limiter, sql
+from myapp.db import jwt, limit_key, limiter
 from myapp.pagination import ListParams, list_schema, page_response
 from myapp.schema import json_body, text_schema
 from myapp.users.models import (
@@ -94,9 +94,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def signed_in_user(*, for_update: bool = False) -> UserModel:
-    user = sql.session.get(
-        UserModel, current_identity().user_id, with_for_update=for_update
-    )
+    user = UserModel.find(current_identity().user_id, for_update=for_update)
     if user is None:
         raise bad_credentials("This account no longer exists")
     return user
@@ -147,7 +145,7 @@ class TokenRefresh(Resource):
         """
         identity = current_identity()
         session = SessionModel.get(identity.session_id)
-        user = sql.session.get(UserModel, identity.user_id)
+        user = UserModel.find(identity.user_id)
         if session is None or user is None:
             raise bad_credentials("Session has ended; sign in again")
         session.rotate(get_jwt()["jti"])
@@ -187,7 +185,6 @@ class Me(Resource):
         changed = user.update_profile(json_body())
         if "password" in changed:
             SessionModel.end_with_change(user.id, keep=current_identity().session_id)
-        sql.session.flush()
         return single_response(user.as_json())
 
 
@@ -232,7 +229,6 @@ class User(Resource):
         user = UserModel.get_or_404(user_id, for_update=True)
         check_if_match(user.as_json())
         changed = user.update(json_body())
-        sql.session.flush()
         if "role" in changed:
             SessionModel.end_with_change(user_id)
         return single_response(user.as_json())

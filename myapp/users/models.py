@@ -10,7 +10,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import CheckConstraint, Index, String, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from myapp.auth import ROLES
@@ -147,12 +146,9 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         user.set_password(data["password"])
         if cls.by_email(data["email"]) is not None:
             raise conflict("A user with this email already exists")
-        try:  # a concurrent registration of the same address
-            with sql.session.begin_nested():
-                sql.session.add(user)
-                sql.session.flush()
-        except IntegrityError:
-            raise conflict("A user with this email already exists") from None
+        sql.session.add(user)
+        # The unique index decides between concurrent registrations of one address.
+        user.flush_or_conflict("A user with this email already exists")
         return user
 
     @classmethod
@@ -187,6 +183,7 @@ class UserModel(SqlModel, Timestamped, sql.Model):
             self.set_password(data["password"])
         if "name" in data:
             self.name = data["name"]
+        sql.session.flush()  # so updated_at, which the answer shows, is set
         return set(data) - {"current_password"}
 
     def update(self, data: dict) -> set[str]:
@@ -197,19 +194,14 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         changed = {key for key, value in data.items() if getattr(self, key) != value}
         for key, value in data.items():
             setattr(self, key, value)
+        sql.session.flush()  # so updated_at, which the answer shows, is set
         return changed
 
     def delete(self) -> None:
         """The last admin stays; so does anyone other records (loans) refer to."""
         self.ensure_not_last_admin()
-        try:
-            with sql.session.begin_nested():
-                sql.session.delete(self)
-                sql.session.flush()
-        except IntegrityError:
-            raise conflict(
-                "This user has loans on record and cannot be deleted"
-            ) from None
+        sql.session.delete(self)
+        self.flush_or_conflict("This user has loans on record and cannot be deleted")
 
     def ensure_not_last_admin(self) -> None:
         """Lock every admin row, then count: of two admins demoting each other at
