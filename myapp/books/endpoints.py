@@ -3,7 +3,12 @@
 from myapp.api import Resource, make_api, no_content
 from myapp.auth import current_identity
 from myapp.books.models import POPULAR_MAX, BookModel, LoanModel
-from myapp.conditional import check_if_match, created, single_response
+from myapp.conditional import (
+    created,
+    delete_if_match,
+    single_response,
+    update_if_match,
+)
 from myapp.pagination import ListParams, QueryParams, list_schema, page_response
 from myapp.schema import (
     ID,
@@ -111,7 +116,7 @@ class Book(Resource):
     @feature.errors(409)
     def put(self, book_id):
         """Replace a book (staff). copies_total may not drop below copies on loan."""
-        return update_book(book_id, replace=True)
+        return update_if_match(BookModel, book_id, replace=True)
 
     @feature.requires("staff")
     @feature.expects(book_patch_model)
@@ -119,24 +124,15 @@ class Book(Resource):
     @feature.errors(409)
     def patch(self, book_id):
         """Change some of a book's fields (staff)."""
-        return update_book(book_id, replace=False)
+        return update_if_match(BookModel, book_id, replace=False)
 
     @feature.requires("staff")
     @feature.deletes("Deleted, with its returned loans")
     @feature.errors(409)
     def delete(self, book_id):
         """Remove a book (staff). 409 while a copy is on loan."""
-        book = BookModel.get_or_404(book_id, for_update=True)
-        check_if_match(book.as_json())
-        book.delete()
+        delete_if_match(BookModel, book_id)
         return no_content()
-
-
-def update_book(book_id: int, *, replace: bool):
-    book = BookModel.get_or_404(book_id, for_update=True)
-    check_if_match(book.as_json())
-    book.update(json_body(), replace=replace)
-    return single_response(book.as_json())
 
 
 @feature.route("/<int:book_id>/loans", tag="loans")

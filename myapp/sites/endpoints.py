@@ -2,7 +2,13 @@
 list of all instruments. Reading needs a signed-in user, writing staff."""
 
 from myapp.api import Resource, make_api, no_content
-from myapp.conditional import check_if_match, created, single_response
+from myapp.conditional import (
+    check_if_match,
+    created,
+    delete_if_match,
+    single_response,
+    update_if_match,
+)
 from myapp.pagination import ListParams, list_schema, page_response
 from myapp.schema import json_body, text_schema
 from myapp.sites.models import (
@@ -117,19 +123,14 @@ class Site(Resource):
     @feature.updates(site_model, "Updated")
     def patch(self, site_id):
         """Change some of a site's fields (staff)."""
-        site = SiteModel.get_or_404(site_id, for_update=True)
-        check_if_match(site.as_json())
-        site.update(json_body(), replace=False)
-        return single_response(site.as_json())
+        return update_if_match(SiteModel, site_id, replace=False)
 
     @feature.requires("staff")
     @feature.deletes("Deleted")
     @feature.errors(409)
     def delete(self, site_id):
         """Remove a site (staff); 409 naming its instruments while it has any."""
-        site = SiteModel.get_or_404(site_id, for_update=True)
-        check_if_match(site.as_json())
-        site.delete()
+        delete_if_match(SiteModel, site_id)
         return no_content()
 
 
@@ -170,21 +171,22 @@ class Freezer(Resource):
     @feature.updates(freezer_model, "Replaced")
     def put(self, freezer_id):
         """Replace a freezer; site_id may move it (staff)."""
-        return update_instrument(FreezerModel, freezer_id, replace=True)
+        return update_if_match(FreezerModel, freezer_id, replace=True)
 
     @feature.requires("staff")
     @feature.expects(freezer_patch_model)
     @feature.updates(freezer_model, "Updated")
     def patch(self, freezer_id):
         """Change some of a freezer's fields (staff)."""
-        return update_instrument(FreezerModel, freezer_id, replace=False)
+        return update_if_match(FreezerModel, freezer_id, replace=False)
 
     @feature.requires("staff")
     @feature.deletes("Deleted")
     @feature.errors(409)
     def delete(self, freezer_id):
         """Remove a freezer (staff); 409 naming its containers while it holds any."""
-        return delete_instrument(FreezerModel, freezer_id)
+        delete_if_match(FreezerModel, freezer_id)
+        return no_content()
 
 
 @feature.route("/<int:site_id>/computers", tag="computers")
@@ -221,7 +223,7 @@ class Computer(Resource):
     @feature.errors(409)
     def put(self, computer_id):
         """Replace a computer; site_id may move it (staff). 409: the MAC is taken."""
-        return update_instrument(ComputerModel, computer_id, replace=True)
+        return update_if_match(ComputerModel, computer_id, replace=True)
 
     @feature.requires("staff")
     @feature.expects(computer_patch_model)
@@ -229,33 +231,20 @@ class Computer(Resource):
     @feature.errors(409)
     def patch(self, computer_id):
         """Change some of a computer's fields (staff). 409: the MAC is taken."""
-        return update_instrument(ComputerModel, computer_id, replace=False)
+        return update_if_match(ComputerModel, computer_id, replace=False)
 
     @feature.requires("staff")
     @feature.deletes("Deleted")
     def delete(self, computer_id):
         """Remove a computer (staff)."""
-        return delete_instrument(ComputerModel, computer_id)
+        delete_if_match(ComputerModel, computer_id)
+        return no_content()
 
 
 def instrument_page(model, site_id: int):
     query = INSTRUMENT_KIND_LIST.parse()
     items, total = model.list(site_id, query)
     return page_response([item.as_json() for item in items], total, query)
-
-
-def update_instrument(model, item_id: int, *, replace: bool):
-    found = model.get_or_404(item_id, for_update=True)
-    check_if_match(found.as_json())
-    found.update(json_body(), replace=replace)
-    return single_response(found.as_json())
-
-
-def delete_instrument(model, item_id: int):
-    found = model.get_or_404(item_id, for_update=True)
-    check_if_match(found.as_json())
-    found.delete()
-    return no_content()
 
 
 @feature.route("/instruments/", tag="instruments")
@@ -320,16 +309,11 @@ class Container(Resource):
     @feature.updates(container_model, "Updated")
     def patch(self, container_uuid):
         """Change a container's description (staff)."""
-        container = ContainerModel.get_or_404(container_uuid, for_update=True)
-        check_if_match(container.as_json())
-        container.update(json_body())
-        return single_response(container.as_json())
+        return update_if_match(ContainerModel, container_uuid)
 
     @feature.requires("staff")
     @feature.deletes("Removed")
     def delete(self, container_uuid):
         """Take a container out (staff)."""
-        container = ContainerModel.get_or_404(container_uuid, for_update=True)
-        check_if_match(container.as_json())
-        container.delete()
+        delete_if_match(ContainerModel, container_uuid)
         return no_content()
