@@ -3,7 +3,6 @@ and writing its changes with the database's refusals answered as 409s."""
 
 from datetime import datetime, timezone
 from functools import cache
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -70,11 +69,13 @@ class RowCount(sql.Model):
 
 
 class SqlModel:
-    """Mixin for sql.Model classes; each sets `label` and `sort_columns`, and
-    `counted` when triggers keep its table's row count in RowCount."""
+    """Mixin for sql.Model classes; each sets `label`, `sort_columns` (each sort
+    key its lists take, and the attribute it sorts by: names, as mixin columns are
+    only a table's own once the class is made), and `counted` when triggers keep
+    its table's row count in RowCount."""
 
     label = "Resource"
-    sort_columns: dict[str, Any] = {}
+    sort_columns: dict[str, str] = {}
     counted = False
 
     @classmethod
@@ -119,7 +120,8 @@ class SqlModel:
                 select(func.count()).select_from(statement.order_by(None).subquery())
             )
         key = inspect(cls).primary_key[0]  # the tiebreak that makes pages stable
-        order = sort_order(cls.sort_columns[query.sort], key, query.descending)
+        column = getattr(cls, cls.sort_columns[query.sort])
+        order = sort_order(column, key, query.descending)
         rows = sql.session.scalars(
             statement.order_by(*order).limit(query.per_page).offset(query.offset)
         )

@@ -82,7 +82,21 @@ class BookModel(SqlModel, Timestamped, sql.Model):
             name="copies",
         ),
         CheckConstraint("times_borrowed >= 0", name="times_borrowed"),
+        # /books/popular reads its order from this index.
+        Index("ix_books_popular", times_borrowed.desc(), id),
+        Index("ix_books_title", title),
+        Index("ix_books_author", author),
+        Index("ix_books_published_year", published_year),
+        # By name: created_at is the Timestamped mixin's, each table's own copy.
+        Index("ix_books_created_at", "created_at"),
     )
+    sort_columns = {
+        "title": "title",
+        "author": "author",
+        "published_year": "published_year",
+        "times_borrowed": "times_borrowed",
+        "created_at": "created_at",
+    }
 
     write_schema = {
         "title": "BookWrite",
@@ -229,20 +243,6 @@ class BookModel(SqlModel, Timestamped, sql.Model):
         return top[:limit]
 
 
-Index("ix_books_popular", BookModel.times_borrowed.desc(), BookModel.id)
-Index("ix_books_title", BookModel.title)
-Index("ix_books_author", BookModel.author)
-Index("ix_books_published_year", BookModel.published_year)
-Index("ix_books_created_at", BookModel.created_at)
-BookModel.sort_columns = {
-    "title": BookModel.title,
-    "author": BookModel.author,
-    "published_year": BookModel.published_year,
-    "times_borrowed": BookModel.times_borrowed,
-    "created_at": BookModel.created_at,
-}
-
-
 class LoanModel(SqlModel, sql.Model):
     __tablename__ = "loans"
     label = "Loan"
@@ -255,6 +255,26 @@ class LoanModel(SqlModel, sql.Model):
     borrowed_at = mapped_column(DateTime(timezone=True), nullable=False)
     due_at = mapped_column(DateTime(timezone=True), nullable=False)
     returned_at = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # One open loan per member and book: the database refuses a second.
+        Index(
+            "uq_loans_open_per_member_book",
+            user_id,
+            book_id,
+            unique=True,
+            postgresql_where=returned_at.is_(None),
+            sqlite_where=returned_at.is_(None),
+        ),
+        Index("ix_loans_user_id_returned_at", user_id, returned_at),
+        Index("ix_loans_book_id", book_id),
+    )
+    sort_columns = {
+        "id": "id",
+        "borrowed_at": "borrowed_at",
+        "due_at": "due_at",
+        "returned_at": "returned_at",
+    }
 
     read_schema = object_schema(
         "Loan",
@@ -394,24 +414,6 @@ class LoanModel(SqlModel, sql.Model):
 def cap_reached():
     limit = current_app.config["MAX_OPEN_LOANS"]
     return conflict(f"You already have {limit} books on loan; return one first")
-
-
-Index(
-    "uq_loans_open_per_member_book",
-    LoanModel.user_id,
-    LoanModel.book_id,
-    unique=True,
-    postgresql_where=LoanModel.returned_at.is_(None),
-    sqlite_where=LoanModel.returned_at.is_(None),
-)
-Index("ix_loans_user_id_returned_at", LoanModel.user_id, LoanModel.returned_at)
-Index("ix_loans_book_id", LoanModel.book_id)
-LoanModel.sort_columns = {
-    "id": LoanModel.id,
-    "borrowed_at": LoanModel.borrowed_at,
-    "due_at": LoanModel.due_at,
-    "returned_at": LoanModel.returned_at,
-}
 
 
 # --- The popular-books cache: a generation number bumped after every committed

@@ -113,6 +113,12 @@ class SiteModel(SqlModel, Timestamped, sql.Model):
     country: Mapped[str | None] = mapped_column(Text)
     postcode_or_zip: Mapped[str | None] = mapped_column(Text)
 
+    __table_args__ = (
+        Index("ix_sites_name", name),
+        Index("ix_sites_country", country),
+    )
+    sort_columns = {"id": "id", "name": "name", "country": "country"}
+
     write_schema = {
         "title": "SiteWrite",
         "type": "object",
@@ -228,6 +234,8 @@ class InstrumentModel(SqlModel, Timestamped):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
 
+    sort_columns = {"id": "id", "name": "name"}
+
     def as_json(self) -> dict:
         return {
             "id": self.id,
@@ -303,6 +311,8 @@ class FreezerModel(InstrumentModel, sql.Model):
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"))
 
+    __table_args__ = (Index("ix_freezers_site_id", site_id),)
+
     create_schema, write_schema, patch_schema = instrument_schemas("Freezer", {})
     read_schema = object_schema(
         "Freezer",
@@ -340,6 +350,8 @@ class ComputerModel(InstrumentModel, sql.Model):
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"))
     mac: Mapped[str | None] = mapped_column(String(17), unique=True)
+
+    __table_args__ = (Index("ix_computers_site_id", site_id),)
 
     create_schema, write_schema, patch_schema = instrument_schemas(
         "Computer", {"mac": {**MAC, "type": ["string", "null"]}}
@@ -390,6 +402,9 @@ class ContainerModel(SqlModel, Timestamped, sql.Model):
     freezer_id: Mapped[int] = mapped_column(
         ForeignKey("freezers.id", ondelete="RESTRICT")
     )
+
+    __table_args__ = (Index("ix_containers_freezer_id", freezer_id),)
+    sort_columns = {"uuid": "uuid", "created_at": "created_at"}
 
     create_schema = {
         "title": "ContainerCreate",
@@ -465,24 +480,6 @@ class ContainerModel(SqlModel, Timestamped, sql.Model):
         validate(self.patch_schema, data)
         self.description = data["description"]
         sql.session.flush()
-
-
-Index("ix_sites_name", SiteModel.name)
-Index("ix_sites_country", SiteModel.country)
-Index("ix_freezers_site_id", FreezerModel.site_id)
-Index("ix_computers_site_id", ComputerModel.site_id)
-Index("ix_containers_freezer_id", ContainerModel.freezer_id)
-SiteModel.sort_columns = {
-    "id": SiteModel.id,
-    "name": SiteModel.name,
-    "country": SiteModel.country,
-}
-for _model in (FreezerModel, ComputerModel):
-    _model.sort_columns = {"id": _model.id, "name": _model.name}
-ContainerModel.sort_columns = {
-    "uuid": ContainerModel.uuid,
-    "created_at": ContainerModel.created_at,
-}
 
 
 # --- The instruments view: one list of freezers and computers, in SQL.

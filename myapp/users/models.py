@@ -58,7 +58,14 @@ class UserModel(SqlModel, Timestamped, sql.Model):
 
     __table_args__ = (
         CheckConstraint("role IN ('member', 'staff', 'admin')", name="role"),
+        Index("uq_users_email_canonical", email_canonical, unique=True),
     )
+    sort_columns = {
+        "id": "id",
+        "email": "email_canonical",
+        "name": "name",
+        "created_at": "created_at",
+    }
 
     read_schema = object_schema(
         "User",
@@ -214,15 +221,6 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         ).all()
         if len(admins) <= 1:
             raise conflict("The last admin cannot be removed or demoted")
-
-
-Index("uq_users_email_canonical", UserModel.email_canonical, unique=True)
-UserModel.sort_columns = {
-    "id": UserModel.id,
-    "email": UserModel.email_canonical,
-    "name": UserModel.name,
-    "created_at": UserModel.created_at,
-}
 
 
 def argon2_params() -> tuple[int, int, int]:
