@@ -9,15 +9,8 @@ from myapp.conditional import check_if_match, created, single_response
 from myapp.db import jwt, limit_key, limiter
 from myapp.pagination import ListParams, list_schema, page_response
 from myapp.schema import json_body, text_schema
-from myapp.users.models import (
-    ROLE,
-    TOKEN_SCHEMA,
-    SessionModel,
-    UserModel,
-    bad_credentials,
-    canonical_email,
-    token_pair,
-)
+from myapp.users.models import ROLE, UserModel, bad_credentials, canonical_email
+from myapp.users.sessions import TOKEN_SCHEMA, SessionModel, token_pair
 
 feature = make_api(
     "users",

@@ -14,7 +14,8 @@ from conftest import PASSWORD, sign_in
 from myapp.db import sql
 from myapp.pagination import list_schema
 from myapp.testing import assert_error, assert_valid, next_serial
-from myapp.users.models import TOKEN_SCHEMA, SessionModel, UserModel
+from myapp.users.models import UserModel
+from myapp.users.sessions import TOKEN_SCHEMA, SessionModel
 
 NEW_USER = {"email": "Ada@Example.com", "password": "analytical engine", "name": "Ada"}
 
