@@ -11,7 +11,8 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from myapp.auth import Identity
-from myapp.books.models import BookModel, LoanModel, isbn13
+from myapp.books.loans import LoanModel
+from myapp.books.models import BookModel, isbn13
 from myapp.sites.models import ComputerModel, ContainerModel, FreezerModel, SiteModel
 from myapp.db import commit, sql
 from myapp.errors import ApiError

@@ -2,7 +2,8 @@
 
 from myapp.api import Resource, make_api, no_content
 from myapp.auth import current_identity
-from myapp.books.models import POPULAR_MAX, BookModel, LoanModel
+from myapp.books.loans import LoanModel
+from myapp.books.models import POPULAR_MAX, BookModel
 from myapp.conditional import (
     created,
     delete_if_match,

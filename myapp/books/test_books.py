@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, event, func, select, text
 
 from conftest import PASSWORD, sign_in
-from myapp.books.models import BookModel, LoanModel, isbn13
+from myapp.books.loans import LoanModel
+from myapp.books.models import BookModel, isbn13
 from myapp.db import sql
 from myapp.pagination import list_schema
 from myapp.testing import assert_error, assert_valid, book_body, next_serial
