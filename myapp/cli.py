@@ -13,7 +13,9 @@ from sqlalchemy import select
 from myapp.auth import Identity
 from myapp.books.loans import LoanModel
 from myapp.books.models import BookModel, isbn13
-from myapp.sites.models import ComputerModel, ContainerModel, FreezerModel, SiteModel
+from myapp.sites.containers import ContainerModel
+from myapp.sites.instruments import ComputerModel, FreezerModel
+from myapp.sites.models import SiteModel
 from myapp.db import commit, sql
 from myapp.errors import ApiError
 from myapp.users.models import UserModel

@@ -11,15 +11,15 @@ from myapp.conditional import (
 )
 from myapp.pagination import ListParams, list_schema, page_response
 from myapp.schema import json_body, text_schema
-from myapp.sites.models import (
+from myapp.sites.containers import ContainerModel
+from myapp.sites.instruments import (
     INSTRUMENT_SCHEMA,
     INSTRUMENT_SORTS,
     ComputerModel,
-    ContainerModel,
     FreezerModel,
-    SiteModel,
     list_instruments,
 )
+from myapp.sites.models import SiteModel
 
 feature = make_api(
     "sites",

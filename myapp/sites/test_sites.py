@@ -11,13 +11,9 @@ from sqlalchemy import func, select
 
 from myapp.db import sql
 from myapp.pagination import list_schema
-from myapp.sites.models import (
-    INSTRUMENT_SCHEMA,
-    ComputerModel,
-    ContainerModel,
-    FreezerModel,
-    SiteModel,
-)
+from myapp.sites.containers import ContainerModel
+from myapp.sites.instruments import INSTRUMENT_SCHEMA, ComputerModel, FreezerModel
+from myapp.sites.models import SiteModel
 from myapp.testing import assert_error, assert_valid
 
 SITE = {
