@@ -52,6 +52,7 @@ class UserModel(SqlModel, Timestamped, sql.Model):
 
     __table_args__ = (
         CheckConstraint("role IN ('member', 'staff', 'admin')", name="role"),
+        # One account per address, in its one canonical form (canonical_email).
         Index("uq_users_email_canonical", email_canonical, unique=True),
     )
     sort_columns = {
