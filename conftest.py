@@ -22,7 +22,7 @@ import sqlalchemy
 
 from myapp import create_app, init_migrations
 from myapp.db import sql
-from myapp.model import RowCount
+from myapp.sql_model import RowCount
 from myapp.testing import (
     PASSWORD,
     PRODUCTION_ENV,

@@ -11,8 +11,11 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from myapp.auth import Identity
-from myapp.books.models import BookModel, LoanModel, isbn13
-from myapp.sites.models import ComputerModel, ContainerModel, FreezerModel, SiteModel
+from myapp.books.loans import LoanModel
+from myapp.books.models import BookModel, isbn13
+from myapp.sites.containers import ContainerModel
+from myapp.sites.instruments import ComputerModel, FreezerModel
+from myapp.sites.models import SiteModel
 from myapp.db import sql
 from myapp.transactions import commit
 from myapp.errors import ApiError

@@ -1,6 +1,7 @@
 """Conditional requests: strong ETags on single resources, If-None-Match -> 304,
-If-Match -> 412 on writes. The tag is a hash of the representation itself, so every
-change a client could see changes it."""
+If-Match -> 412 on writes, and the conditional update and delete of a single
+resource that every feature shares. The tag is a hash of the representation
+itself, so every change a client could see changes it."""
 
 import hashlib
 import json
@@ -8,6 +9,7 @@ import json
 from flask import Response, request
 
 from myapp.errors import ApiError
+from myapp.schema import json_body
 
 
 def etag_of(body: dict) -> str:
@@ -42,3 +44,21 @@ def check_if_match(current_body: dict | None) -> None:
             "precondition_failed",
             "If-Match does not match the current ETag; fetch the resource again",
         )
+
+
+def update_if_match(model, key, **options):
+    """PUT or PATCH of one resource: locked for the write (404 if missing), 412 when
+    If-Match is stale, the body applied by `update(body, **options)`, and the new
+    version answered with its ETag."""
+    item = model.get_or_404(key, for_update=True)
+    check_if_match(item.as_json())
+    item.update(json_body(), **options)
+    return single_response(item.as_json())
+
+
+def delete_if_match(model, key) -> None:
+    """DELETE of one resource: locked (404 if missing), 412 when If-Match is stale,
+    then its model's `delete` (which may refuse, 409)."""
+    item = model.get_or_404(key, for_update=True)
+    check_if_match(item.as_json())
+    item.delete()

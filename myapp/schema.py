@@ -88,8 +88,9 @@ def is_isbn(value: object) -> bool:
     return False
 
 
-def record(title: str, properties: dict) -> dict:
-    """A read schema: exactly these properties, every one always present."""
+def object_schema(title: str, properties: dict) -> dict:
+    """The schema of an object the server answers: exactly these properties, every
+    one always present."""
     return {
         "title": title,
         "type": "object",
@@ -99,13 +100,13 @@ def record(title: str, properties: dict) -> dict:
     }
 
 
-def partial(schema: dict, **changes) -> dict:
+def patch_form(schema: dict, **changes) -> dict:
     """The PATCH form of a write schema: the same fields, none required, not empty."""
     patched = {key: value for key, value in schema.items() if key != "required"}
     return {**patched, "minProperties": 1, **changes}
 
 
-def text(max_length: int, **extra) -> dict:
+def text_schema(max_length: int, **extra) -> dict:
     """The schema of a text field: 1..max_length characters, see TEXT_PATTERN."""
     return {
         "type": "string",

@@ -19,7 +19,8 @@ import sqlalchemy
 
 from myapp.throwaway import server_log, wsgi_server
 from deploy.load import BORROW, READ, SIGNED_IN_READ, WRITE, Load
-from myapp.books.models import BookModel, LoanModel, isbn13
+from myapp.books.loans import LoanModel
+from myapp.books.models import BookModel, isbn13
 from myapp.db import sql
 from myapp.testing import post_as_a_client, staff_token
 from myapp.users.models import UserModel

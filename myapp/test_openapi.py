@@ -11,7 +11,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from myapp import create_app
-from myapp.books.models import BookModel, LoanModel
+from myapp.books.loans import LoanModel
+from myapp.books.models import BookModel
 from myapp.errors import ERROR_SCHEMA
 from myapp.openapi import REQUEST_HEADERS, RESPONSE_HEADERS, path_template
 

@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy
 
 from myapp import create_app
-from myapp.books.models import BookModel, LoanModel, isbn13
+from myapp.books.loans import LoanModel
+from myapp.books.models import BookModel, isbn13
 from myapp.db import sql
 from myapp.transactions import commit
 from myapp.breaker import Breaker

@@ -2,11 +2,23 @@
 
 from myapp.api import Resource, make_api, no_content
 from myapp.auth import current_identity
-from myapp.books.models import POPULAR_MAX, BookModel, LoanModel
-from myapp.conditional import check_if_match, created, single_response
-from myapp.db import sql
+from myapp.books.loans import LoanModel
+from myapp.books.models import POPULAR_MAX, BookModel
+from myapp.conditional import (
+    created,
+    delete_if_match,
+    single_response,
+    update_if_match,
+)
 from myapp.pagination import ListParams, QueryParams, list_schema, page_response
-from myapp.schema import ID, json_body, record, request_body, text, validate
+from myapp.schema import (
+    ID,
+    json_body,
+    object_schema,
+    request_body,
+    text_schema,
+    validate,
+)
 
 feature = make_api(
     "books",
@@ -25,7 +37,7 @@ book_patch_model = feature.model("BookPatch", BookModel.patch_schema)
 book_page_model = feature.model("BookPage", list_schema(BookModel.read_schema))
 popular_model = feature.model(
     "PopularBooks",
-    record(
+    object_schema(
         "PopularBooks",
         {
             "items": {"type": "array", "items": BookModel.read_schema},
@@ -41,8 +53,8 @@ BOOK_LIST = ListParams(
     ["title", "author", "published_year", "times_borrowed", "created_at"],
     "title",
     filters={
-        "q": text(100, description="Substring of the title or author, any case"),
-        "author": text(200, description="The author, any case"),
+        "q": text_schema(100, description="Substring of the title or author, any case"),
+        "author": text_schema(200, description="The author, any case"),
         "available": {
             "type": "boolean",
             "description": "true: books with a copy to borrow; false: none left",
@@ -105,7 +117,7 @@ class Book(Resource):
     @feature.errors(409)
     def put(self, book_id):
         """Replace a book (staff). copies_total may not drop below copies on loan."""
-        return update_book(book_id, replace=True)
+        return update_if_match(BookModel, book_id, replace=True)
 
     @feature.requires("staff")
     @feature.expects(book_patch_model)
@@ -113,25 +125,15 @@ class Book(Resource):
     @feature.errors(409)
     def patch(self, book_id):
         """Change some of a book's fields (staff)."""
-        return update_book(book_id, replace=False)
+        return update_if_match(BookModel, book_id, replace=False)
 
     @feature.requires("staff")
     @feature.deletes("Deleted, with its returned loans")
     @feature.errors(409)
     def delete(self, book_id):
         """Remove a book (staff). 409 while a copy is on loan."""
-        book = BookModel.get_or_404(book_id, for_update=True)
-        check_if_match(book.as_json())
-        book.delete()
+        delete_if_match(BookModel, book_id)
         return no_content()
-
-
-def update_book(book_id: int, *, replace: bool):
-    book = BookModel.get_or_404(book_id, for_update=True)
-    check_if_match(book.as_json())
-    book.update(json_body(), replace=replace)
-    sql.session.flush()
-    return single_response(book.as_json())
 
 
 @feature.route("/<int:book_id>/loans", tag="loans")

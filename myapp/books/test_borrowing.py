@@ -10,7 +10,8 @@ import pytest
 import requests
 from sqlalchemy import delete, event
 
-from myapp.books.models import BookModel, LoanModel
+from myapp.books.loans import LoanModel
+from myapp.books.models import BookModel
 from myapp.db import sql
 from myapp.testing import assert_error, assert_valid
 from myapp.books.testing import (

@@ -4,7 +4,8 @@ production."""
 from sqlalchemy import func, select
 
 from myapp.testing import sign_in
-from myapp.books.models import BookModel, LoanModel
+from myapp.books.loans import LoanModel
+from myapp.books.models import BookModel
 from myapp.db import sql
 from myapp.users.models import UserModel
 from myapp.books.testing import book_total

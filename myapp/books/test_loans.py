@@ -3,7 +3,7 @@ sees and returns which loan."""
 
 import pytest
 
-from myapp.books.models import LoanModel
+from myapp.books.loans import LoanModel
 from myapp.db import sql
 from myapp.pagination import list_schema
 from myapp.testing import assert_error, assert_valid

@@ -7,7 +7,8 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from myapp.books.models import BookModel, LoanModel
+from myapp.books.loans import LoanModel
+from myapp.books.models import BookModel
 from myapp.db import sql
 from myapp.books.testing import live_book, live_members, open_loans_of
 

@@ -4,7 +4,8 @@ import requests
 from sqlalchemy import func, select
 
 from myapp.testing import PASSWORD
-from myapp.books.models import BookModel, LoanModel
+from myapp.books.loans import LoanModel
+from myapp.books.models import BookModel
 from myapp import tokens
 from myapp.db import sql
 from myapp.testing import book_body, next_serial

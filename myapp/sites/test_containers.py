@@ -6,10 +6,8 @@ import uuid
 import pytest
 
 from myapp.pagination import list_schema
-from myapp.sites.models import (
-    ContainerModel,
-    FreezerModel,
-)
+from myapp.sites.containers import ContainerModel
+from myapp.sites.instruments import FreezerModel
 from myapp.testing import assert_error, assert_valid
 from myapp.sites.testing import count
 

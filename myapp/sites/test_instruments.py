@@ -9,11 +9,8 @@ from sqlalchemy import func, select
 
 from myapp.db import sql
 from myapp.pagination import list_schema
-from myapp.sites.models import (
-    ComputerModel,
-    FreezerModel,
-    SiteModel,
-)
+from myapp.sites.instruments import ComputerModel, FreezerModel
+from myapp.sites.models import SiteModel
 from myapp.testing import assert_error, assert_valid
 from myapp.sites.testing import count
 

@@ -3,9 +3,7 @@
 import pytest
 
 from myapp.pagination import list_schema
-from myapp.sites.models import (
-    INSTRUMENT_SCHEMA,
-)
+from myapp.sites.instruments import INSTRUMENT_SCHEMA
 from myapp.testing import assert_error, assert_valid
 
 

@@ -4,11 +4,8 @@ listing, PUT at an id, PATCH, and deletes refused while instruments remain."""
 import pytest
 
 from myapp.pagination import list_schema
-from myapp.sites.models import (
-    ComputerModel,
-    FreezerModel,
-    SiteModel,
-)
+from myapp.sites.instruments import ComputerModel, FreezerModel
+from myapp.sites.models import SiteModel
 from myapp.testing import assert_error, assert_valid
 from myapp.sites.testing import SITE, count
 

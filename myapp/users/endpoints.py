@@ -5,20 +5,12 @@ from flask import g, request
 from myapp.api import Resource, make_api, no_content
 from myapp.auth import check_revocation_with, current_identity
 from myapp.conditional import check_if_match, created, single_response
-from myapp.db import sql
 from myapp.rate_limits import Limit
 from myapp.tokens import request_claims
 from myapp.pagination import ListParams, list_schema, page_response
-from myapp.schema import json_body, text
-from myapp.users.models import (
-    ROLE,
-    TOKEN_SCHEMA,
-    SessionModel,
-    UserModel,
-    bad_credentials,
-    canonical_email,
-    token_pair,
-)
+from myapp.schema import json_body, text_schema
+from myapp.users.models import ROLE, UserModel, bad_credentials, canonical_email
+from myapp.users.sessions import TOKEN_SCHEMA, SessionModel, token_pair
 
 feature = make_api(
     "users",
@@ -52,7 +44,7 @@ USER_LIST = ListParams(
     "id",
     filters={
         "role": ROLE,
-        "q": text(100, description="Substring of the email or name, any case"),
+        "q": text_schema(100, description="Substring of the email or name, any case"),
     },
 )
 SESSION_LIST = ListParams(["created_at", "refreshed_at"], "-created_at")
@@ -89,9 +81,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def signed_in_user(*, for_update: bool = False) -> UserModel:
-    user = sql.session.get(
-        UserModel, current_identity().user_id, with_for_update=for_update
-    )
+    user = UserModel.find(current_identity().user_id, for_update=for_update)
     if user is None:
         raise bad_credentials("This account no longer exists")
     return user
@@ -142,7 +132,7 @@ class TokenRefresh(Resource):
         """
         identity = current_identity()
         session = SessionModel.get(identity.session_id)
-        user = sql.session.get(UserModel, identity.user_id)
+        user = UserModel.find(identity.user_id)
         if session is None or user is None:
             raise bad_credentials("Session has ended; sign in again")
         session.rotate(request_claims()["jti"])
@@ -182,7 +172,6 @@ class Me(Resource):
         changed = user.update_profile(json_body())
         if "password" in changed:
             SessionModel.end_with_change(user.id, keep=current_identity().session_id)
-        sql.session.flush()
         return single_response(user.as_json())
 
 
@@ -227,7 +216,6 @@ class User(Resource):
         user = UserModel.get_or_404(user_id, for_update=True)
         check_if_match(user.as_json())
         changed = user.update(json_body())
-        sql.session.flush()
         if "role" in changed:
             SessionModel.end_with_change(user_id)
         return single_response(user.as_json())

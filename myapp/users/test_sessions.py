@@ -5,7 +5,7 @@ import pytest
 from myapp.testing import PASSWORD, sign_in
 from myapp.pagination import list_schema
 from myapp.testing import assert_error, assert_valid
-from myapp.users.models import SessionModel
+from myapp.users.sessions import SessionModel
 from myapp.testing import bearer
 
 

@@ -9,7 +9,8 @@ from myapp.testing import PASSWORD
 from myapp import tokens
 from myapp.db import sql
 from myapp.testing import assert_error, assert_valid
-from myapp.users.models import TOKEN_SCHEMA, SessionModel, UserModel
+from myapp.users.models import UserModel
+from myapp.users.sessions import SessionModel, TOKEN_SCHEMA
 from myapp.testing import bearer, claims_of
 from myapp.users.testing import NEW_USER
 

@@ -1,8 +1,8 @@
-"""What every SQL-backed model shares: lookup by id, set-based paging, timestamps."""
+"""What every SQL-backed model shares: lookup by id, set-based paging, timestamps,
+and writing its changes with the database's refusals answered as 409s."""
 
 from datetime import datetime, timezone
 from functools import cache
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -15,10 +15,11 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.db import sql
-from myapp.errors import not_found
+from myapp.errors import conflict, not_found
 from myapp.pagination import ListQuery
 
 
@@ -68,11 +69,13 @@ class RowCount(sql.Model):
 
 
 class SqlModel:
-    """Mixin for sql.Model classes; each sets `label` and `sort_columns`, and
-    `counted` when triggers keep its table's row count in RowCount."""
+    """Mixin for sql.Model classes; each sets `label`, `sort_columns` (each sort
+    key its lists take, and the attribute it sorts by: names, as mixin columns are
+    only a table's own once the class is made), and `counted` when triggers keep
+    its table's row count in RowCount."""
 
     label = "Resource"
-    sort_columns: dict[str, Any] = {}
+    sort_columns: dict[str, str] = {}
     counted = False
 
     @classmethod
@@ -117,11 +120,34 @@ class SqlModel:
                 select(func.count()).select_from(statement.order_by(None).subquery())
             )
         key = inspect(cls).primary_key[0]  # the tiebreak that makes pages stable
-        order = sort_order(cls.sort_columns[query.sort], key, query.descending)
+        column = getattr(cls, cls.sort_columns[query.sort])
+        order = sort_order(column, key, query.descending)
         rows = sql.session.scalars(
             statement.order_by(*order).limit(query.per_page).offset(query.offset)
         )
         return list(rows), total
+
+    @classmethod
+    def flush_or_conflict(
+        cls, message: str, field: str | None = None, problem: str = "already exists"
+    ) -> None:
+        """Write the pending changes now, in a savepoint: if the database refuses
+        them (a unique index, a foreign key), that is a 409 with `message`, naming
+        `field` when one field is the cause. The database decides, so of two
+        requests racing for one value only one can win, and the savepoint keeps
+        the rest of the transaction usable."""
+        try:
+            with sql.session.begin_nested():
+                sql.session.flush()
+        except IntegrityError:
+            details = [{"field": field, "problem": problem}] if field else None
+            raise conflict(message, details) from None
+
+    def delete(self) -> None:
+        """Delete the row, flushed at once: what the database refuses surfaces in
+        the request's handler, not at its commit."""
+        sql.session.delete(self)
+        sql.session.flush()
 
 
 @cache
