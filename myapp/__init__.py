@@ -11,7 +11,7 @@ from myapp.api import DatabaseIdConverter
 from myapp.db import cache, cors, redis_store, sql
 from myapp.transactions import end_session
 from myapp.errors import register_error_handlers
-from myapp.openapi import REQUEST_HEADERS, RESPONSE_HEADERS
+from myapp.headers import REQUEST_HEADERS, RESPONSE_HEADERS
 from myapp.schema import read_json_body
 from myapp.settings import ConfigError, bare_app, load_config
 from myapp.books import blueprint as books_blueprint

@@ -13,7 +13,8 @@ import re
 
 from flask import Flask
 
-from myapp.flow import FLOW, GENERATED, TOKENS, VARIABLES, Number, Step
+from myapp.flow import FLOW
+from myapp.steps import GENERATED, TOKENS, VARIABLES, Number, Step
 from myapp.openapi import WHOLE_API
 
 POSTMAN_SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"

@@ -13,19 +13,26 @@ every schema goes in as it is: nullable types, patterns, formats, bounds and
 import json
 import os
 import re
-from dataclasses import dataclass, field
 
 from flask import Response
 
-from myapp.errors import ERROR_SCHEMA, STATUSES
+from myapp.headers import REQUEST_HEADERS, RESPONSE_HEADERS
+from myapp.operations import (
+    ERROR_MODEL,
+    Model,
+    Operation,
+    Reply,
+    Route,
+    operation_id,
+    operation_of,
+    operations,
+    path_parameters,
+    path_template,
+)
 from myapp.idempotency import HEADER as IDEMPOTENCY_KEY
-from myapp.idempotency import HEADER_SCHEMA as IDEMPOTENCY_KEY_SCHEMA
-from myapp.schema import ID
-from myapp.request_id import MAX_REQUEST_ID_LENGTH
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0"
-METHODS = ("get", "put", "post", "patch", "delete")
 JSON = "application/json"
 
 # The security schemes: an access token for every protected operation, the refresh
@@ -50,215 +57,6 @@ TOKEN_SECURITY = {
     "refresh": [{"refreshToken": []}],
     "any": [{"accessToken": []}, {"refreshToken": []}],
 }
-
-# Every header the server writes that a client may read. `required` marks those a
-# response that documents the header always carries. CORS exposes exactly these.
-RESPONSE_HEADERS = {
-    "X-Request-ID": {
-        "description": "The request's id: the client's `X-Request-ID` when it sent "
-        "a sane one, else a new UUID. Log lines carry it too.",
-        "required": True,
-        "schema": {"type": "string"},
-    },
-    "X-RateLimit-Limit": {
-        "description": "Requests allowed in the current window of the tightest "
-        "limit this request counted against.",
-        "schema": {"type": "integer", "minimum": 0},
-    },
-    "X-RateLimit-Remaining": {
-        "description": "Requests left in that window.",
-        "schema": {"type": "integer", "minimum": 0},
-    },
-    "X-RateLimit-Reset": {
-        "description": "When that window ends, in seconds since the Unix epoch.",
-        "schema": {"type": "integer", "minimum": 0},
-    },
-    "X-RateLimit-Retry-After": {
-        "description": "Seconds until that window ends.",
-        "schema": {"type": "integer", "minimum": 0},
-    },
-    "Retry-After": {
-        "description": "Seconds to wait before trying again (on every 429 and 503; "
-        "on a 409 while a request with the same `Idempotency-Key` is in progress).",
-        "schema": {"type": "integer", "minimum": 0},
-    },
-    "ETag": {
-        "description": "The strong entity tag of the representation; send it back "
-        "in `If-None-Match` (304 when unchanged) or `If-Match` (412 when changed).",
-        "required": True,
-        "schema": {"type": "string"},
-    },
-    "Link": {
-        "description": "RFC 8288 links to the `first`, `prev`, `next` and `last` "
-        "pages, where such a page exists.",
-        "required": True,
-        "schema": {"type": "string"},
-    },
-    "Location": {
-        "description": "The URL of the resource this request created.",
-        "required": True,
-        "schema": {"type": "string", "format": "uri-reference"},
-    },
-    "Idempotent-Replayed": {
-        "description": "`true` when this is the stored response of an earlier "
-        "request with the same `Idempotency-Key`: nothing was done again.",
-        "schema": {"type": "string", "enum": ["true"]},
-    },
-    "WWW-Authenticate": {
-        "description": "`Bearer`: the request needs a valid token.",
-        "required": True,
-        "schema": {"type": "string"},
-    },
-}
-# Headers every response of every operation may carry.
-EVERY_RESPONSE = (
-    "X-Request-ID",
-    "X-RateLimit-Limit",
-    "X-RateLimit-Remaining",
-    "X-RateLimit-Reset",
-    "X-RateLimit-Retry-After",
-)
-# Headers an error status carries on top of those.
-ERROR_HEADERS = {
-    401: ("WWW-Authenticate",),
-    429: ("Retry-After",),
-    503: ("Retry-After",),
-}
-
-# Every header the server reads (Authorization is the security schemes').
-REQUEST_HEADERS = {
-    "X-Request-ID": {
-        "description": "Your id for this request, echoed back and logged; at most "
-        f"{MAX_REQUEST_ID_LENGTH} visible ASCII characters (else a new one is made).",
-        "schema": {"type": "string"},
-    },
-    "If-None-Match": {
-        "description": "The `ETag` you hold: 304 with no body when it is current.",
-        "schema": {"type": "string"},
-    },
-    "If-Match": {
-        "description": "The `ETag` you read: the change is made only if the "
-        "resource is still that version, else 412 and nothing changes.",
-        "schema": {"type": "string"},
-    },
-    IDEMPOTENCY_KEY: {
-        "description": IDEMPOTENCY_KEY_SCHEMA["description"],
-        "schema": {
-            key: value
-            for key, value in IDEMPOTENCY_KEY_SCHEMA.items()
-            if key != "description"
-        },
-    },
-}
-
-
-@dataclass(frozen=True)
-class Model:
-    """A named JSON Schema: a request or response body."""
-
-    name: str
-    schema: dict
-
-
-ERROR_MODEL = Model("Error", ERROR_SCHEMA)
-
-
-@dataclass
-class Reply:
-    """One documented response of an operation."""
-
-    description: str
-    model: Model | None = None
-    headers: tuple[str, ...] = ()
-
-
-@dataclass
-class Operation:
-    """What an operation declares about itself, recorded by api.py's decorators."""
-
-    security: str | None = None  # a TOKEN_SECURITY key; None: public
-    body: Model | None = None
-    body_required: bool = True
-    query: dict[str, dict] = field(default_factory=dict)
-    headers: list[str] = field(default_factory=list)  # REQUEST_HEADERS it reads
-    responses: dict[int, Reply] = field(default_factory=dict)
-    idempotent: bool = False
-
-    def error(self, *statuses: int) -> None:
-        for status in statuses:
-            self.responses[status] = Reply(
-                STATUSES[status].description, ERROR_MODEL, ERROR_HEADERS.get(status, ())
-            )
-
-    def replies(self) -> dict[int, Reply]:
-        """The responses with what every one carries; for an idempotent write,
-        those its view answers can be replayed (not the refusals before it)."""
-        replies = {}
-        for status, reply in sorted(self.responses.items()):
-            headers = EVERY_RESPONSE + reply.headers
-            if self.idempotent and status < 500 and status not in (401, 403, 429):
-                headers += ("Idempotent-Replayed",)
-                if status == 409:
-                    headers += ("Retry-After",)
-            replies[status] = Reply(reply.description, reply.model, headers)
-        return replies
-
-
-def operation_of(function) -> Operation:
-    """The Operation a view function's decorators record into (created on first use;
-    functools.wraps carries it to every wrapper)."""
-    if "openapi" not in function.__dict__:
-        function.openapi = Operation()
-    return function.openapi
-
-
-@dataclass(frozen=True)
-class Route:
-    """A resource at a Flask URL rule (such as /books/<int:book_id>), under a tag."""
-
-    rule: str
-    resource: type
-    tag: str
-
-
-RULE_PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
-PATH_SCHEMAS = {
-    "int": ID,
-    "string": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"},
-}
-
-
-def path_template(rule: str) -> str:
-    """/books/<int:book_id> -> /books/{book_id}"""
-    return RULE_PARAMETER.sub(r"{\2}", rule)
-
-
-def path_parameters(rule: str) -> list[dict]:
-    return [
-        {
-            "name": name,
-            "in": "path",
-            "required": True,
-            "schema": PATH_SCHEMAS[converter or "string"],
-        }
-        for converter, name in RULE_PARAMETER.findall(rule)
-    ]
-
-
-def operation_id(resource: type, method: str) -> str:
-    """get_book, post_book_loans: the method and the resource's name in snake case
-    (the ids Flask-RESTX gives the same operations in swagger.json)."""
-    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", resource.__name__).lower()
-    return f"{method}_{snake}"
-
-
-def operations(routes: list[Route]):
-    """(route, method, view function) for every operation, in a stable order."""
-    for route in routes:
-        for method in METHODS:
-            if method.upper() in route.resource.methods:
-                yield route, method, getattr(route.resource, method)
-
 
 # Settings the documents' prose may name as {NAME}: the text says what this
 # deployment does, not what the defaults are.

@@ -8,7 +8,8 @@ import os
 import re
 
 from myapp import clients
-from myapp.flow import FLOW, TOKENS, VARIABLES, Number
+from myapp.flow import FLOW
+from myapp.steps import TOKENS, VARIABLES, Number
 from myapp.testing import response_problems
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -14,7 +14,8 @@ from myapp import create_app
 from myapp.books.loans import LoanModel
 from myapp.books.models import BookModel
 from myapp.errors import ERROR_SCHEMA
-from myapp.openapi import REQUEST_HEADERS, RESPONSE_HEADERS, path_template
+from myapp.headers import REQUEST_HEADERS, RESPONSE_HEADERS
+from myapp.operations import path_template
 
 FEATURES = ["users", "books", "sites"]
 DOCUMENTS = ["/openapi.json"] + [f"/{name}/openapi.json" for name in FEATURES]

@@ -15,7 +15,9 @@ from flask.testing import FlaskClient
 from werkzeug.exceptions import HTTPException
 
 from myapp.errors import ERROR_SCHEMA
-from myapp.openapi import RESPONSE_HEADERS, WHOLE_API, path_template
+from myapp.headers import RESPONSE_HEADERS
+from myapp.openapi import WHOLE_API
+from myapp.operations import path_template
 from myapp.schema import problems
 
 # The password of every account the tests make.
