@@ -20,20 +20,20 @@ import pytest
 import redis
 import sqlalchemy
 
-from myapp import create_app, init_migrations
+from myapp import create_app
 from myapp.db import sql
 from myapp.sql_model import RowCount
+from myapp.sites.testing import SITE
 from myapp.testing import (
     PASSWORD,
     PRODUCTION_ENV,
     Account,
     ContractClient,
     book_body,
+    migratable_app,
     sign_in,
 )
-from myapp.throwaway import wsgi_server
-from myapp.throwaway import PostgresProcess, RedisProcess
-from myapp.sites.testing import SITE
+from myapp.throwaway import PostgresProcess, RedisProcess, wsgi_server
 from myapp.users.models import UserModel
 
 BACKENDS = ["postgresql", "sqlite"]
@@ -116,10 +116,7 @@ def backing(workdir):
     redis.start()
     postgres = PostgresProcess(os.path.join(directory, "pg"))
     try:
-        app = create_app(
-            "testing", {"SQLALCHEMY_DATABASE_URI": postgres.url, "REDIS_URL": redis.url}
-        )
-        init_migrations(app)
+        app = migratable_app(postgres.url, redis.url)
         with app.app_context():
             flask_migrate.upgrade()
         yield postgres, redis, app
@@ -135,10 +132,7 @@ def database_url(request, workdir, redis_url):
         url = request.getfixturevalue("postgres_url")
     else:
         url = f"sqlite:///{os.path.join(workdir, 'test.db')}"
-    app = create_app(
-        "testing", {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url}
-    )
-    init_migrations(app)
+    app = migratable_app(url, redis_url)
     with app.app_context():
         flask_migrate.upgrade()
         sql.engine.dispose()

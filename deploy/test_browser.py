@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from myapp.throwaway import wsgi_server
-from myapp import init_migrations
+from myapp.testing import migratable_app
 from myapp.cli import DEMO_PASSWORD
 
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -80,15 +80,11 @@ def pages(workdir):
 def api(workdir, redis_url, pages):
     """gunicorn on a fresh SQLite database with the demo data; the allowed page's
     origin is the one CORS_ORIGINS names."""
-    from myapp import create_app
     from myapp.cli import load_demo_data
     from myapp.db import sql
 
     database = f"sqlite:///{tempfile.mkdtemp(dir=workdir)}/browser.db"
-    app = create_app(
-        "testing", {"SQLALCHEMY_DATABASE_URI": database, "REDIS_URL": redis_url}
-    )
-    init_migrations(app)
+    app = migratable_app(database, redis_url)
     with app.app_context():
         flask_migrate.upgrade()
         load_demo_data()

@@ -12,9 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from conftest import sign_in
-from myapp import create_app, init_migrations
 from myapp.db import sql
-from myapp.testing import book_body
+from myapp.testing import migratable_app, book_body
 from myapp.users.models import UserModel
 
 # --- Migrations are the only source of the schema
@@ -77,10 +76,7 @@ def test_migrations_run_down_and_up_again(tmp_path, redis_url):
     import flask_migrate
 
     url = f"sqlite:///{tmp_path / 'roundtrip.db'}"
-    app = create_app(
-        "testing", {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url}
-    )
-    init_migrations(app)
+    app = migratable_app(url, redis_url)
     with app.app_context():
         flask_migrate.upgrade()
         flask_migrate.downgrade(revision="base")
@@ -139,10 +135,7 @@ def test_sqlite_keeps_rows_ids_and_foreign_keys_through_the_autoincrement_rebuil
     import flask_migrate
 
     url = f"sqlite:///{tmp_path / 'rebuild.db'}"
-    app = create_app(
-        "testing", {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url}
-    )
-    init_migrations(app)
+    app = migratable_app(url, redis_url)
     with app.app_context():
         flask_migrate.upgrade(revision="0005_canonical_emails")
         with sql.engine.begin() as connection:

@@ -11,7 +11,7 @@ import jwt as pyjwt
 import pytest
 
 from myapp import tokens
-from myapp.testing import assert_error, bearer, claims_of
+from myapp.testing import assert_error, bearer, claims_of, reissued
 
 
 @pytest.fixture
@@ -39,14 +39,7 @@ def test_a_token_is_verified_once(client, member, verifications):
 
 
 def test_a_verified_token_is_refused_once_it_expires(app, client, member):
-    claims = claims_of(member.access_token)
-    with app.app_context():
-        token = tokens.issue(
-            str(member.id),
-            "access",
-            {"sid": claims["sid"], "role": "member"},
-            timedelta(seconds=1),
-        )
+    token = reissued(app, member.access_token, timedelta(seconds=1))
     assert client.get("/users/me", headers=bearer(token)).status_code == 200
     time.sleep(max(0, claims_of(token)["exp"] - time.time()) + 0.05)
     response = client.get("/users/me", headers=bearer(token))

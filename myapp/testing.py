@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 import socket
 import time
+from datetime import timedelta
 import uuid
 
 import requests
@@ -14,6 +15,7 @@ import requests
 from flask.testing import FlaskClient
 from werkzeug.exceptions import HTTPException
 
+from myapp import create_app, init_migrations, tokens
 from myapp.errors import ERROR_SCHEMA
 from myapp.headers import RESPONSE_HEADERS
 from myapp.openapi import WHOLE_API
@@ -225,3 +227,22 @@ def claims_of(token: str) -> dict:
     """A token's claims, read without verifying it (as a client can)."""
     payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def migratable_app(database_url: str, redis_url: str):
+    """A testing app on these servers, set up to migrate: `flask_migrate.upgrade()`
+    in its context builds the schema as production does."""
+    app = create_app(
+        "testing", {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url}
+    )
+    init_migrations(app)
+    return app
+
+
+def reissued(app, token: str, lifetime: timedelta) -> str:
+    """A token of the same kind, user and session as `token`, valid for `lifetime`
+    (a negative one: expired already)."""
+    claims = claims_of(token)
+    kept = {name: claims[name] for name in ("sid", "role", "jti") if name in claims}
+    with app.app_context():
+        return tokens.issue(claims["sub"], claims["type"], kept, lifetime)

@@ -18,7 +18,9 @@ def test_seed_loads_demo_data_once(app):
         assert result.exit_code == 0, result.output
         assert "Demo data ready: 4 users" in result.output
     with app.app_context():
-        from myapp.sites.models import ComputerModel, ContainerModel, SiteModel
+        from myapp.sites.containers import ContainerModel
+        from myapp.sites.instruments import ComputerModel
+        from myapp.sites.models import SiteModel
 
         counts = [
             sql.session.scalar(select(func.count()).select_from(model))

@@ -6,9 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from myapp import tokens
 from myapp.testing import assert_error
-from myapp.testing import bearer, claims_of
+from myapp.testing import bearer, claims_of, reissued
 
 
 def _b64(data: dict) -> str:
@@ -19,13 +18,7 @@ def _b64(data: dict) -> str:
 def forged_tokens(app, member) -> dict[str, str]:
     header, payload, signature = member.access_token.split(".")
     claims = claims_of(member.access_token)
-    with app.app_context():
-        expired = tokens.issue(
-            str(member.id),
-            "access",
-            {"sid": claims["sid"], "role": "member"},
-            timedelta(seconds=-60),
-        )
+    expired = reissued(app, member.access_token, timedelta(seconds=-60))
     other_key = make_token_with_key(claims, "another-secret-key-0123456789abcdef")
     tampered = {**claims, "role": "admin", "sub": str(int(claims["sub"]) + 1)}
     return {

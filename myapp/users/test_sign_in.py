@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from myapp.testing import PASSWORD
+from myapp.testing import PASSWORD, reissued
 from myapp import tokens
 from myapp.db import sql
 from myapp.testing import assert_error, assert_valid
@@ -154,13 +154,6 @@ def test_a_session_lives_as_long_as_its_refresh_token(
 
 
 def test_an_expired_refresh_token_is_401(app, client, member):
-    claims = claims_of(member.refresh_token)
-    with app.app_context():
-        expired = tokens.issue(
-            str(member.id),
-            "refresh",
-            {"sid": claims["sid"], "jti": claims["jti"]},
-            timedelta(seconds=-1),
-        )
+    expired = reissued(app, member.refresh_token, timedelta(seconds=-1))
     response = client.post("/users/tokens/refresh", headers=bearer(expired))
     assert_error(response, 401, "unauthorized")
