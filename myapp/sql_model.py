@@ -20,7 +20,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.db import sql
 from myapp.errors import conflict, not_found
-from myapp.pagination import ListQuery
+from myapp.ordering import ordered_rows
+from myapp.pagination import ListQuery, Page
 
 
 def utcnow() -> datetime:
@@ -107,7 +108,7 @@ class SqlModel:
         return item
 
     @classmethod
-    def page(cls, statement: Select, query: ListQuery) -> tuple[list, int]:
+    def page(cls, statement: Select, query: ListQuery) -> Page:
         """One page of `statement` in the requested order, and the true total."""
         if cls.counted and statement.whereclause is None:
             total = sql.session.scalar(
@@ -119,13 +120,21 @@ class SqlModel:
             total = sql.session.scalar(
                 select(func.count()).select_from(statement.order_by(None).subquery())
             )
-        key = inspect(cls).primary_key[0]  # the tiebreak that makes pages stable
-        column = getattr(cls, cls.sort_columns[query.sort])
-        order = sort_order(column, key, query.descending)
-        rows = sql.session.scalars(
-            statement.order_by(*order).limit(query.per_page).offset(query.offset)
+        key = inspect(cls).primary_key[0]  # the tiebreak that makes the order total
+        attribute = cls.sort_columns[query.sort]
+        column = getattr(cls, attribute)
+        rows = ordered_rows(
+            statement,
+            [column, key],
+            query,
+            sql.session.scalars,
+            nullable=column.expression.nullable,
         )
-        return list(rows), total
+        full = len(rows) == query.per_page
+        last = (
+            (getattr(rows[-1], attribute), getattr(rows[-1], key.key)) if full else None
+        )
+        return Page(rows, total, last)
 
     @classmethod
     def flush_or_conflict(
@@ -155,11 +164,3 @@ def read_by_key(model) -> Select:
     """SELECT a model's table by primary key, built once per model."""
     key_column = inspect(model).primary_key[0]
     return select(model.__table__).where(key_column == bindparam("key"))
-
-
-def sort_order(column, key, descending: bool) -> list:
-    """NULLs sort as the largest values on every database (PostgreSQL's default;
-    SQLite would put them first)."""
-    if descending:
-        return [column.desc().nulls_first(), key.desc()]
-    return [column.asc().nulls_last(), key.asc()]

@@ -80,8 +80,7 @@ class Books(Resource):
     def get(self):
         """List the catalog."""
         query = BOOK_LIST.parse()
-        books, total = BookModel.list(query)
-        return page_response([book.as_json() for book in books], total, query)
+        return page_response(BookModel.list(query).json(BookModel.as_json), query)
 
     @feature.requires("staff")
     @feature.expects(book_write_model)
@@ -163,8 +162,8 @@ class Loans(Resource):
     def get(self):
         """Your loans (staff: everyone's)."""
         query = LOAN_LIST.parse()
-        loans, total = LoanModel.list(query, current_identity())
-        return page_response([loan.as_json() for loan in loans], total, query)
+        loans = LoanModel.list(query, current_identity())
+        return page_response(loans.json(LoanModel.as_json), query)
 
 
 @feature.route("/loans/<int:loan_id>", tag="loans")

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from myapp.books.models import BookModel, after_catalog_change
 from myapp.db import sql
 from myapp.errors import conflict, not_found
-from myapp.pagination import ListQuery
+from myapp.pagination import ListQuery, Page
 from myapp.schema import TIMESTAMP, object_schema
 from myapp.sql_model import SqlModel, iso, utcnow
 from myapp.users.models import UserModel
@@ -176,7 +176,7 @@ class LoanModel(SqlModel, sql.Model):
         return loan
 
     @classmethod
-    def list(cls, query: ListQuery, identity) -> tuple[list["LoanModel"], int]:
+    def list(cls, query: ListQuery, identity) -> Page:
         statement = select(cls)
         if not identity.has_role("staff"):
             statement = statement.where(cls.user_id == identity.user_id)

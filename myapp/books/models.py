@@ -20,7 +20,7 @@ from myapp.db import cache, sql
 from myapp.transactions import after_commit
 from myapp.errors import conflict
 from myapp.outages import is_outage
-from myapp.pagination import ListQuery
+from myapp.pagination import ListQuery, Page
 from myapp.schema import TIMESTAMP, object_schema, patch_form, text_schema, validate
 from myapp.sql_model import (
     SqlModel,
@@ -137,7 +137,7 @@ class BookModel(SqlModel, Timestamped, sql.Model):
         }
 
     @classmethod
-    def list(cls, query: ListQuery) -> tuple[list["BookModel"], int]:
+    def list(cls, query: ListQuery) -> Page:
         statement = select(cls)
         filters = query.filters
         if "q" in filters:

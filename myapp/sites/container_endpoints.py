@@ -34,8 +34,8 @@ class FreezerContainers(Resource):
     def get(self, freezer_id):
         """The containers in a freezer."""
         query = CONTAINER_LIST.parse()
-        items, total = ContainerModel.list(freezer_id, query)
-        return page_response([each.as_json() for each in items], total, query)
+        containers = ContainerModel.list(freezer_id, query)
+        return page_response(containers.json(ContainerModel.as_json), query)
 
     @feature.requires("staff")
     @feature.expects(container_create_model)

@@ -51,8 +51,7 @@ class Sites(Resource):
     def get(self):
         """List sites."""
         query = SITE_LIST.parse()
-        sites, total = SiteModel.list(query)
-        return page_response([site.as_json() for site in sites], total, query)
+        return page_response(SiteModel.list(query).json(SiteModel.as_json), query)
 
     @feature.requires("staff")
     @feature.expects(site_write_model)

@@ -47,8 +47,7 @@ INSTRUMENT_KIND_LIST = ListParams(["name", "id"], "name")
 
 def instrument_page(model, site_id: int):
     query = INSTRUMENT_KIND_LIST.parse()
-    items, total = model.list(site_id, query)
-    return page_response([item.as_json() for item in items], total, query)
+    return page_response(model.list(site_id, query).json(model.as_json), query)
 
 
 @feature.route("/<int:site_id>/freezers", tag="freezers")
@@ -162,7 +161,7 @@ class Instruments(Resource):
     def get(self):
         """Every instrument (freezers and computers) of every site."""
         query = INSTRUMENT_LIST.parse()
-        return page_response(*list_instruments(query), query)
+        return page_response(list_instruments(query), query)
 
 
 @feature.route("/<int:site_id>/instruments", tag="instruments")
@@ -175,4 +174,4 @@ class SiteInstruments(Resource):
     def get(self, site_id):
         """A site's instruments (freezers and computers)."""
         query = INSTRUMENT_LIST.parse()
-        return page_response(*list_instruments(query, site_id), query)
+        return page_response(list_instruments(query, site_id), query)

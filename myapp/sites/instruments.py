@@ -11,7 +11,8 @@ from sqlalchemy import ForeignKey, Index, String, func, literal, select, union_a
 from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.db import sql
-from myapp.pagination import ListQuery
+from myapp.ordering import ordered_rows
+from myapp.pagination import ListQuery, Page
 from myapp.schema import ID, TIMESTAMP, object_schema, patch_form, text_schema, validate
 from myapp.sites.models import MAX_LISTED_DEPENDENTS, SiteModel, refuse_delete
 from myapp.sql_model import SqlModel, Timestamped, iso
@@ -239,7 +240,7 @@ INSTRUMENT_SCHEMA = object_schema(
 INSTRUMENT_SORTS = ("name", "type", "site_name", "id")
 
 
-def list_instruments(query: ListQuery, site_id: int | None = None):
+def list_instruments(query: ListQuery, site_id: int | None = None) -> Page:
     """A page of instruments, for all sites or one (404 if it does not exist)."""
     if site_id is not None:
         SiteModel.get_or_404(site_id)
@@ -250,10 +251,15 @@ def list_instruments(query: ListQuery, site_id: int | None = None):
     if "type" in query.filters:
         statement = statement.where(view.c.type == query.filters["type"])
     total = sql.session.scalar(select(func.count()).select_from(statement.subquery()))
-    order = [view.c[query.sort], view.c.type, view.c.id]
-    if query.descending:
-        order = [column.desc() for column in order]
-    rows = sql.session.execute(
-        statement.order_by(*order).limit(query.per_page).offset(query.offset)
+    order = [view.c[query.sort], view.c.type, view.c.id]  # every one NOT NULL
+    rows = ordered_rows(
+        statement,
+        order,
+        query,
+        lambda part: sql.session.execute(part).mappings(),
+        False,
     )
-    return [dict(row) for row in rows.mappings()], total
+    items = [dict(row) for row in rows]
+    full = len(items) == query.per_page
+    last = tuple(items[-1][column.key] for column in order) if full else None
+    return Page(items, total, last)

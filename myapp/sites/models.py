@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.db import sql
 from myapp.errors import conflict
-from myapp.pagination import ListQuery
+from myapp.pagination import ListQuery, Page
 from myapp.schema import (
     MAX_ID,
     TIMESTAMP,
@@ -121,7 +121,7 @@ class SiteModel(SqlModel, Timestamped, sql.Model):
         }
 
     @classmethod
-    def list(cls, query: ListQuery) -> tuple[list[SiteModel], int]:
+    def list(cls, query: ListQuery) -> Page:
         statement = select(cls)
         if "country" in query.filters:
             statement = statement.where(

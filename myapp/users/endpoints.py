@@ -47,7 +47,8 @@ USER_LIST = ListParams(
         "q": text_schema(100, description="Substring of the email or name, any case"),
     },
 )
-SESSION_LIST = ListParams(["created_at", "refreshed_at"], "-created_at")
+# Sessions live in Redis, a handful per user: paged by number only.
+SESSION_LIST = ListParams(["created_at", "refreshed_at"], "-created_at", cursors=False)
 
 
 def login_rate_key() -> str:
@@ -94,8 +95,7 @@ class Users(Resource):
     def get(self):
         """List users (admin)."""
         query = USER_LIST.parse()
-        users, total = UserModel.list(query)
-        return page_response([user.as_json() for user in users], total, query)
+        return page_response(UserModel.list(query).json(UserModel.as_json), query)
 
     @register_limit
     @feature.expects(registration_model)
@@ -183,9 +183,10 @@ class MySessions(Resource):
         """Your signed-in sessions."""
         identity = current_identity()
         query = SESSION_LIST.parse()
-        sessions, total = SessionModel.list(identity.user_id, query)
-        items = [session.as_json(identity.session_id) for session in sessions]
-        return page_response(items, total, query)
+        sessions = SessionModel.list(identity.user_id, query)
+        return page_response(
+            sessions.json(lambda session: session.as_json(identity.session_id)), query
+        )
 
 
 @feature.route("/me/sessions/<string:session_id>", tag="sessions")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, validates
 from myapp.auth import ROLES
 from myapp.db import sql
 from myapp.errors import ApiError, conflict, unauthorized
-from myapp.pagination import ListQuery
+from myapp.pagination import ListQuery, Page
 from myapp.schema import TIMESTAMP, email_address, object_schema, text_schema, validate
 from myapp.sql_model import SqlModel, Timestamped, contains_any_case, iso
 
@@ -127,7 +127,7 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         return sql.session.scalars(statement).first()
 
     @classmethod
-    def list(cls, query: ListQuery) -> tuple[list["UserModel"], int]:
+    def list(cls, query: ListQuery) -> Page:
         statement = select(cls)
         if "role" in query.filters:
             statement = statement.where(cls.role == query.filters["role"])

@@ -10,7 +10,7 @@ from myapp import tokens
 from myapp.db import redis_store
 from myapp.transactions import after_commit
 from myapp.errors import ApiError, not_found
-from myapp.pagination import ListQuery
+from myapp.pagination import ListQuery, Page
 from myapp.schema import TIMESTAMP, email_address, object_schema, validate
 from myapp.sql_model import iso, utcnow
 from myapp.users.models import UserModel
@@ -140,7 +140,7 @@ class SessionModel:
         return session
 
     @classmethod
-    def list(cls, user_id: int, query: ListQuery) -> tuple[list["SessionModel"], int]:
+    def list(cls, user_id: int, query: ListQuery) -> Page:
         """A user's live sessions; entries whose session expired are pruned."""
         index = cls.index_key(user_id)
         ids = [item.decode() for item in redis_store.zrange(index, 0, -1)]
@@ -153,7 +153,7 @@ class SessionModel:
             key=lambda session: (getattr(session, query.sort), session.id),
             reverse=query.descending,
         )
-        return sessions[query.offset : query.offset + query.per_page], len(sessions)
+        return Page(sessions[query.offset :][: query.per_page], len(sessions))
 
     def rotate(self, presented_jti: str) -> str:
         """Spend the presented refresh token and return the new one's jti."""
