@@ -40,10 +40,19 @@ def check_revocation_with(app, revoked) -> None:
 
 def verify_token(kind: str) -> dict:
     """This request's token, verified, unrevoked and of `kind` ("any" for either)."""
-    claims = request_claims()
+    claims = unrevoked_claims()
     if kind != "any" and claims["type"] != kind:
         raise unauthorized("Wrong kind of token for this endpoint")
-    if current_app.extensions["myapp.token_revoked"](claims):
+    return claims
+
+
+def unrevoked_claims() -> dict:
+    """The claims of this request's token if it verifies and its session lives;
+    asked once per request (`requires`, the rate limits' identity)."""
+    claims = request_claims()
+    if "token_revoked" not in g:
+        g.token_revoked = current_app.extensions["myapp.token_revoked"](claims)
+    if g.token_revoked:
         raise unauthorized("Token has been revoked")
     return claims
 

@@ -22,7 +22,7 @@ from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from myapp.errors import bad_request
-from myapp.schema import problems
+from myapp.schema import problems, quoted
 
 # ASCII digits only (str.isdigit() and int() also take '²' or other scripts'
 # digits), and few enough that int() and the database take them.
@@ -44,7 +44,8 @@ PAGING_PARAMS = {
 
 CURSOR = {
     "type": "string",
-    "maxLength": 1000,
+    # The longest a cursor gets: a 300-character title of \uXXXX escapes, signed.
+    "maxLength": 4000,
     "description": "Where a page starts: the `cursor` of the `next` Link of the page "
     "before it (every page costs the same, however deep). With `page`, both must "
     "name the same page.",
@@ -106,7 +107,8 @@ class QueryParams:
         for name in request.args:
             raw_values = request.args.getlist(name)
             if len(raw_values) > 1:
-                errors.append({"field": name, "problem": "is given more than once"})
+                problem = "is given more than once"
+                errors.append({"field": quoted(name), "problem": problem})
                 continue
             values[name] = self._typed(name, raw_values[0])
         errors += problems(self.schema, values)

@@ -19,6 +19,7 @@ the fewest hits left. A spent limit is a 429 in the error shape with Retry-After
 """
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from functools import cache, wraps
@@ -29,7 +30,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 from redis.exceptions import RedisError
 
-from myapp import telemetry, tokens
+from myapp import auth, telemetry
 from myapp.errors import ApiError
 
 # Every window of a config key's limits ("1000/hour;50/minute") in one atomic call:
@@ -111,9 +112,11 @@ def count_identity() -> None:
 
 
 def identity_key() -> str:
+    """The user of a token that verifies and whose session lives: a revoked one
+    (a leaked refresh token, say) cannot spend its user's budget."""
     try:
-        return "user:" + tokens.request_claims()["sub"]
-    except ApiError:  # no token, or one that does not verify
+        return "user:" + auth.unrevoked_claims()["sub"]
+    except (ApiError, RedisError):  # no token, a bad or revoked one; Redis failing
         return "ip:" + (request.remote_addr or "unknown")
 
 
@@ -154,7 +157,7 @@ def count(config_key: str, key: str) -> None:
     """Count this request against the limits in `config_key` for `key`; a 429 when
     that spends one."""
     limits = parsed(current_app.config[config_key])
-    hits = current_app.extensions["myapp.rate_limits"].hit(limits, key)
+    hits = current_app.extensions["myapp.rate_limits"].hit(limits, config_key, key)
     g.setdefault("rate_limit_hits", []).extend(hits)
     for hit in hits:
         if hit.spent:
@@ -179,12 +182,14 @@ class WindowCounter:
         self.script = script
         self.in_memory: FixedWindowRateLimiter | None = None  # made on first need
         self.counting_in_memory = False
+        self.lock = threading.Lock()  # threads of a worker switch it together
 
-    def hit(self, limits: tuple[RateLimitItem, ...], key: str) -> list[Hit]:
+    def hit(self, limits: tuple, config_key: str, key: str) -> list[Hit]:
         if len(key) > MAX_KEY_LENGTH:
             key = hashlib.sha256(key.encode()).hexdigest()
         names = [
-            f"{KEY_PREFIX}:{key}:{one.amount}/{one.get_expiry()}" for one in limits
+            f"{KEY_PREFIX}:{config_key}:{key}:{one.amount}/{one.get_expiry()}"
+            for one in limits
         ]
         try:
             answers = self.script(names, [one.get_expiry() for one in limits])
@@ -192,8 +197,10 @@ class WindowCounter:
             self.fall_back()
             return [self.hit_in_memory(*pair) for pair in zip(limits, names)]
         if self.counting_in_memory:
-            self.counting_in_memory = False
-            current_app.logger.info("Rate limits count in Redis again")
+            with self.lock:
+                back, self.counting_in_memory = self.counting_in_memory, False
+            if back:
+                current_app.logger.info("Rate limits count in Redis again")
         now = time.time()
         return [
             Hit(one, count, now + ttl) for one, (count, ttl) in zip(limits, answers)
@@ -201,14 +208,15 @@ class WindowCounter:
 
     def fall_back(self) -> None:
         telemetry.RATE_LIMITS_IN_MEMORY.inc()
-        if not self.counting_in_memory:
-            self.counting_in_memory = True
+        with self.lock:
+            started, self.counting_in_memory = not self.counting_in_memory, True
+            if self.in_memory is None:
+                self.in_memory = FixedWindowRateLimiter(MemoryStorage())
+        if started:
             current_app.logger.warning(
                 "Rate limit storage unreachable: limits count in this process's "
                 "memory until Redis answers again"
             )
-        if self.in_memory is None:
-            self.in_memory = FixedWindowRateLimiter(MemoryStorage())
 
     def hit_in_memory(self, limit: RateLimitItem, name: str) -> Hit:
         allowed = self.in_memory.hit(limit, name)

@@ -142,12 +142,17 @@ def problems(schema: dict, instance: Any) -> list[dict]:
     found = []
     for error in validator_for(schema).iter_errors(instance):
         found.extend(describe(error))
-    return sorted(found, key=lambda item: (item["field"], item["problem"]))
+    found.sort(key=lambda item: (item["field"], item["problem"]))
+    if len(found) > MAX_PROBLEMS:  # a body of 20,000 unknown fields is not echoed
+        more = len(found) - MAX_PROBLEMS
+        found[MAX_PROBLEMS:] = [{"field": "body", "problem": f"and {more} more"}]
+    return found
 
 
 # Of a value or a field name sent, a problem quotes this many characters back: a
-# 1 MiB string is named, not echoed.
+# 1 MiB string is named, not echoed; and a 400 lists this many problems at most.
 QUOTED = 40
+MAX_PROBLEMS = 50
 
 
 def quoted(text: str) -> str:

@@ -134,3 +134,12 @@ def test_sessions_are_paged_by_number_only(client, member):
     response = client.get("/users/me/sessions?cursor=abc", headers=member.headers)
     body = assert_error(response, 400, "bad_request")
     assert body["details"][0]["field"] == "cursor"
+
+
+def test_a_cursor_after_the_longest_title_is_taken(client, add_book):
+    """A cursor carries the sort value of the page's last row: 300 characters of
+    any script still make one the list takes."""
+    for number in range(3):
+        add_book(title=chr(0x4E00 + number) * 300)
+    walked = walk_by_cursor(client, "/books/?per_page=1&sort=title", {})
+    assert [book["title"][0] for book in walked] == ["一", "丁", "丂"]

@@ -123,3 +123,19 @@ def test_a_huge_value_or_field_name_is_named_not_echoed(client):
     assert len(response.data) < 2_000
     assert {"field": "email", "problem": "'" + "e" * 39 + "... is too long"} in problems
     assert {"field": "x" * 40 + "...", "problem": "is not an allowed field"} in problems
+
+
+def test_a_400_lists_fifty_problems_at_most(client):
+    body = {f"unknown{number}": 1 for number in range(20_000)}
+    response = client.post("/users/tokens", json=body)
+    problems = assert_error(response, 400, "validation_error")["details"]
+    assert len(problems) == 51 and len(response.data) < 10_000
+    assert problems[-1] == {"field": "body", "problem": "and 19952 more"}
+
+
+def test_a_repeated_query_parameter_is_named_short(client):
+    name = "a" * 5000
+    response = client.get(f"/books/?{name}=1&{name}=2")
+    problems = assert_error(response, 400, "bad_request")["details"]
+    assert {"field": "a" * 40 + "...", "problem": "is given more than once"} in problems
+    assert len(response.data) < 2_000

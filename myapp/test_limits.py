@@ -256,3 +256,19 @@ def test_a_key_made_of_a_huge_email_is_kept_short_in_redis(client, redis_client)
     assert_error(response, 400, "validation_error")
     assert response.headers["X-RateLimit-Limit"] == "5"  # the sign-in limit counted
     assert max(len(key) for key in redis_client.keys("*")) < 200
+
+
+def test_a_revoked_token_cannot_spend_its_users_budget(make_app, member):
+    """A leaked, signed-out refresh token counts against its sender's address, not
+    against the user it names."""
+    client = make_app(RATELIMIT_DEFAULT="4 per minute").test_client()
+    credentials = {"email": member.email, "password": member.password}
+    other = client.post("/users/tokens", json=credentials).get_json()  # address: 1
+    leaked = {"Authorization": f"Bearer {other['refresh_token']}"}
+    signed_out = client.delete("/users/tokens/current", headers=leaked)  # user: 1
+    assert signed_out.status_code == 204
+    spent = [client.get("/books/", headers=leaked).status_code for _ in range(5)]
+    assert spent == [200, 200, 200, 429, 429]  # the address's budget
+    mine = client.get("/users/me", headers=member.headers)  # user: 2
+    assert mine.status_code == 200
+    assert mine.headers["X-RateLimit-Remaining"] == "2"

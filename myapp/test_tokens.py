@@ -130,3 +130,16 @@ def test_either_kind_signs_out_and_its_session_is_revoked_at_once(client, member
     response = client.get("/users/me", headers=member.headers)
     assert_error(response, 401, "unauthorized")
     assert response.get_json()["message"] == "Token has been revoked"
+
+
+def test_the_scheme_is_case_insensitive(client, member):
+    for scheme in ("bearer", "BEARER", "Bearer"):
+        headers = {"Authorization": f"{scheme} {member.access_token}"}
+        assert client.get("/users/me", headers=headers).status_code == 200
+
+
+def test_a_token_is_taken_only_as_it_was_issued(client, member):
+    """PyJWT also takes a padded spelling of a token; each spelling would be kept
+    apart in the cache of verified tokens, so only the issued one is taken."""
+    padded = bearer(member.access_token + "=")
+    assert_error(client.get("/users/me", headers=padded), 401, "unauthorized")

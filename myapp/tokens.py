@@ -13,6 +13,7 @@ Whether its session still lives (revocation) is not the token's business: auth.p
 asks the users feature on every request.
 """
 
+import re
 import time
 import uuid
 from datetime import timedelta
@@ -24,7 +25,9 @@ from myapp.errors import unauthorized
 
 KINDS = ("access", "refresh")
 REQUIRED_CLAIMS = ["sub", "type", "jti", "iat", "exp"]
-MAX_KEPT = 1024  # about 1 KiB each; when full, it starts again empty
+MAX_KEPT = 1024  # about 1 KiB each (8 KiB at most); when full, it starts again empty
+# A JWT as issued: three unpadded base64url parts.
+ISSUED_FORM = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 def issue(subject: str, kind: str, claims: dict, lifetime: timedelta | None = None):
@@ -64,6 +67,8 @@ def verified(token: str) -> dict:
 
 
 def verify(token: str) -> dict:
+    if not ISSUED_FORM.fullmatch(token):  # one token, one spelling: never padded
+        raise unauthorized("Invalid token")
     config = current_app.config
     try:
         claims = pyjwt.decode(
@@ -88,11 +93,17 @@ def bearer_token() -> str | None:
     if not header:
         return None
     # A header may carry several comma-separated credentials; exactly one Bearer.
-    bearers = [value for value in header.split(",") if value.split()[:1] == ["Bearer"]]
+    # The scheme's name is case-insensitive (RFC 9110, 11.1).
+    bearers = [value for value in header.split(",") if is_bearer(value)]
     parts = bearers[0].split() if len(bearers) == 1 else []
     if len(parts) != 2:
         raise unauthorized(MALFORMED)
     return parts[1]
+
+
+def is_bearer(credentials: str) -> bool:
+    scheme = credentials.split()[:1]
+    return bool(scheme) and scheme[0].lower() == "bearer"
 
 
 MALFORMED = "Missing or malformed Authorization header; send 'Bearer <token>'"
