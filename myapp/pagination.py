@@ -184,9 +184,10 @@ def read_cursor(text: str, sort: str, page: int | None) -> tuple[int, tuple]:
     this list did not give in this sort, or a `page` that names another page."""
     try:
         cursor = cursor_signer().loads(text)
-        assert set(cursor) == {"list", "sort", "page", "after"}
-    except (BadSignature, AssertionError, TypeError):
-        raise bad_cursor("is not a cursor this API gave") from None
+    except BadSignature:
+        cursor = None
+    if not isinstance(cursor, dict) or set(cursor) != {"list", "sort", "page", "after"}:
+        raise bad_cursor("is not a cursor this API gave")
     if cursor["list"] != request.path or cursor["sort"] != sort:
         raise bad_cursor("belongs to another list or sort")
     if page is not None and page != cursor["page"]:

@@ -108,7 +108,7 @@ def count_identity() -> None:
         return  # unrouted (the 404 or 405 costs nothing), or exempt
     if any(predicate() for predicate in EXEMPT_WHEN):
         return
-    count("RATELIMIT_DEFAULT", key_or_address(identity_key)())
+    count("RATELIMIT_DEFAULT", identity())
 
 
 def identity_key() -> str:
@@ -151,6 +151,9 @@ def key_or_address(function):
             return "ip:" + (request.remote_addr or "unknown")
 
     return key
+
+
+identity = key_or_address(identity_key)
 
 
 def count(config_key: str, key: str) -> None:

@@ -263,3 +263,7 @@ def list_instruments(query: ListQuery, site_id: int | None = None) -> Page:
     full = len(items) == query.per_page
     last = tuple(items[-1][column.key] for column in order) if full else None
     return Page(items, total, last)
+
+
+def mappings(statement) -> list:
+    return list(sql.session.execute(statement).mappings())
