@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+from functools import cache
 from http import HTTPStatus
 
 from flask import Flask, g, has_request_context
@@ -130,11 +131,20 @@ def metric_labels(request, response) -> tuple[str, str, str]:
     return method, endpoint, str(status) if status in KNOWN_STATUSES else "other"
 
 
+@cache  # the label sets are closed (above), so this is bounded
+def series_of(labels: tuple[str, str, str]):
+    """The request counter's and the latency histogram's series of these labels,
+    looked up once rather than on every request."""
+    return REQUESTS.labels(*labels), LATENCY.labels(*labels)
+
+
 def log_request(request, response, duration: float) -> None:
     """The access log line, and the request's metrics."""
-    method, endpoint, status = metric_labels(request, response)
-    REQUESTS.labels(method, endpoint, status).inc()
-    LATENCY.labels(method, endpoint, status).observe(duration)
+    labels = metric_labels(request, response)
+    count, latency = series_of(labels)
+    count.inc()
+    latency.observe(duration)
+    endpoint = labels[1]
     logging.getLogger(ACCESS_LOGGER).info(
         "request",
         extra={
