@@ -61,7 +61,7 @@ def test_the_flask_db_commands_migrate_but_a_server_never_loads_alembic(
     current = subprocess.run(
         flask + ["current"], cwd=root, env=env, capture_output=True, text=True
     )
-    assert "0006_ids_never_reused (head)" in current.stdout
+    assert "0007_keyset_indexes (head)" in current.stdout
     served = subprocess.run(
         [sys.executable, "-c", "import sys, wsgi; print('alembic' in sys.modules)"],
         cwd=root,

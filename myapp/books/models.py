@@ -74,11 +74,14 @@ class BookModel(SqlModel, Timestamped, sql.Model):
         CheckConstraint("times_borrowed >= 0", name="times_borrowed"),
         # /books/popular reads its order from this index.
         Index("ix_books_popular", times_borrowed.desc(), id),
-        Index("ix_books_title", title),
-        Index("ix_books_author", author),
-        Index("ix_books_published_year", published_year),
+        # Each sort column with its tiebreak, for pages read by cursor
+        # (myapp/ordering.py; migration 0007).
+        Index("ix_books_title_id", title, id),
+        Index("ix_books_author_id", author, id),
+        Index("ix_books_published_year_id", published_year, id),
+        Index("ix_books_times_borrowed_id", times_borrowed, id),
         # By name: created_at is the Timestamped mixin's, each table's own copy.
-        Index("ix_books_created_at", "created_at"),
+        Index("ix_books_created_at_id", "created_at", id),
     )
     sort_columns = {
         "title": "title",
