@@ -218,7 +218,9 @@ def page_response(page: Page, query: ListQuery):
         "per_page": query.per_page,
         "total": page.total,
     }
-    cursor = make_cursor(query, page.last) if page.last is not None else None
+    # Signed only when there is a next page for it to lead to.
+    more = query.page * query.per_page < page.total
+    cursor = make_cursor(query, page.last) if more and page.last else None
     link = link_header(query.page, query.per_page, page.total, cursor)
     return body, 200, {"Link": link}
 

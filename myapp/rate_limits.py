@@ -114,10 +114,17 @@ def count_identity() -> None:
 def identity_key() -> str:
     """The user of a token that verifies and whose session lives: a revoked one
     (a leaked refresh token, say) cannot spend its user's budget."""
+    if "Authorization" not in request.headers:
+        return address_key()  # most anonymous requests: nothing to verify
     try:
         return "user:" + auth.unrevoked_claims()["sub"]
-    except (ApiError, RedisError):  # no token, a bad or revoked one; Redis failing
-        return "ip:" + (request.remote_addr or "unknown")
+    except (ApiError, RedisError):  # a bad or revoked token; Redis failing
+        return address_key()
+
+
+def address_key() -> str:
+    """The client's address (the proxy-corrected one when TRUSTED_PROXIES is set)."""
+    return "ip:" + (request.remote_addr or "unknown")
 
 
 class Limit:
@@ -148,7 +155,7 @@ def key_or_address(function):
             return function()
         except Exception:
             current_app.logger.error("A rate limit key failed", exc_info=True)
-            return "ip:" + (request.remote_addr or "unknown")
+            return address_key()
 
     return key
 
