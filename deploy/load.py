@@ -25,6 +25,7 @@ class Outcome:
     status: int  # 0: no HTTP answer at all
     started: float
     seconds: float  # until the answer came, or none
+    error: str = ""  # with no answer: why (the exception, as the client saw it)
 
 
 @dataclass
@@ -72,8 +73,8 @@ class Load:
         counts = collections.Counter((o.kind, o.status) for o in self.outcomes)
         return {f"{kind} {status}": n for (kind, status), n in sorted(counts.items())}
 
-    def _record(self, kind, status, started):
-        outcome = Outcome(kind, status, started, time.monotonic() - started)
+    def _record(self, kind, status, started, error=""):
+        outcome = Outcome(kind, status, started, time.monotonic() - started, error)
         with self._lock:
             self.outcomes.append(outcome)
 
@@ -87,8 +88,8 @@ class Load:
             response = (requests if self.close else session).request(
                 method, self.base + path, headers=headers, timeout=20, **kwargs
             )
-        except requests.RequestException:
-            self._record(kind, 0, started)
+        except requests.RequestException as failure:
+            self._record(kind, 0, started, f"{type(failure).__name__}: {failure}"[:300])
             return None
         self._record(kind, response.status_code, started)
         return response
