@@ -214,7 +214,7 @@ class User(Resource):
     @feature.errors(409)
     def patch(self, user_id):
         """Rename a user or change their role (admin); a role change signs them out."""
-        user = UserModel.get_or_404(user_id, for_update=True)
+        user = UserModel.get_for_admin_change(user_id)
         check_if_match(user.as_json())
         changed = user.update(json_body())
         if "role" in changed:
@@ -226,7 +226,7 @@ class User(Resource):
     @feature.errors(409)
     def delete(self, user_id):
         """Delete a user (admin). The last admin cannot be deleted."""
-        user = UserModel.get_or_404(user_id, for_update=True)
+        user = UserModel.get_for_admin_change(user_id)
         check_if_match(user.as_json())
         user.delete()
         SessionModel.end_with_change(user_id)

@@ -9,12 +9,12 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import CheckConstraint, Index, String, select
+from sqlalchemy import CheckConstraint, Index, String, or_, select
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from myapp.auth import ROLES
 from myapp.db import sql
-from myapp.errors import ApiError, conflict, unauthorized
+from myapp.errors import ApiError, conflict, not_found, unauthorized
 from myapp.pagination import ListQuery, Page
 from myapp.schema import TIMESTAMP, email_address, object_schema, text_schema, validate
 from myapp.sql_model import SqlModel, Timestamped, contains_any_case, iso
@@ -186,6 +186,24 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         sql.session.flush()  # so updated_at, which the answer shows, is set
         return set(data) - {"current_password"}
 
+    @classmethod
+    def get_for_admin_change(cls, user_id: int) -> "UserModel":
+        """The user an admin changes or deletes, locked (404 if missing) together
+        with every admin row, all in id order: of two admins demoting each other at
+        once, the second then waits for the first instead of each holding the row
+        the other needs (a deadlock, ended only by the lock timeout)."""
+        locked = sql.session.scalars(
+            select(cls)
+            .where(or_(cls.id == user_id, cls.role == "admin"))
+            .order_by(cls.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+        for user in locked:
+            if user.id == user_id:
+                return user
+        raise not_found(cls.label)
+
     def update(self, data: dict) -> set[str]:
         """An admin's update (name, role); the last admin keeps the role."""
         validate(self.admin_schema, data)
@@ -204,9 +222,10 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         self.flush_or_conflict("This user has loans on record and cannot be deleted")
 
     def ensure_not_last_admin(self) -> None:
-        """Lock every admin row, then count: of two admins demoting each other at
-        once, the second waits and sees one admin left (SQLite, which has no row
-        locks, refuses the second writer instead)."""
+        """Count the admins, their rows locked so none is demoted meanwhile. Taken
+        through `get_for_admin_change`, they are all locked already: the second of
+        two admins demoting each other has waited there and now sees one admin
+        left (SQLite, which has no row locks, refuses the second writer instead)."""
         if self.role != "admin":
             return
         admins = sql.session.scalars(
