@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test deploy-test fleet-test bench bench-keyset soak audit lint format migrate clean
+.PHONY: run test deploy-test fleet-test bench bench-profile bench-keyset soak audit lint format migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ bench: $(VENV)/.bench
 	@command -v wrk >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
 		|| apt-get install -y -q wrk postgresql
 	$(BIN)/python -m bench.run
+
+## bench-profile: where one request's CPU goes, per component, in µs, in-process,
+## for myapp and its peers (about 2 min); writes bench/COMPONENTS.md
+bench-profile: $(VENV)/.bench
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt-get install -y -q postgresql
+	$(BIN)/python -m bench.components 2>/dev/null
 
 ## bench-keyset: a deep catalog page by number and by cursor at 1M books (about
 ## 2 min); writes bench/KEYSET.md

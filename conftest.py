@@ -252,7 +252,8 @@ def committing_app(database_url, redis_url, redis_client):
             if table is not RowCount.__table__:
                 sql.session.execute(table.delete())
         sql.session.commit()
-        sql.engine.dispose()
+        for engine in sql.engines.values():
+            engine.dispose()
     redis_client.flushdb()
 
 

@@ -44,6 +44,7 @@ FULL = {
 }
 QUICK = {**FULL, "scales": [1_000, 10_000], "warmup_s": 1, "duration_s": 1}
 WORKERS = 2
+PAGE_SIZE = 20  # the lists' default
 # The bench's own budget: never throttled (the limiter still runs: a Redis call
 # per request, as in production).
 UNLIMITED = "1000000 per second"
@@ -70,11 +71,18 @@ SERVERS = {
         [servers.BIN / "gunicorn", "-c", "gunicorn.conf.py"]
         + ["bench.apps.flask_raw:app"],
     ),
-    "fastapi-uvicorn": (
-        "FastAPI + SQLAlchemy ORM + pydantic (bench/apps/fastapi_app.py), uvicorn",
-        [servers.BIN / "uvicorn", "bench.apps.fastapi_app:app", "--host"]
+    "fastapi-async-uvicorn": (
+        "FastAPI async + asyncpg pool + pydantic (bench/apps/fastapi_async.py), "
+        "uvicorn with uvloop and httptools",
+        [servers.BIN / "uvicorn", "bench.apps.fastapi_async:app", "--host"]
         + ["127.0.0.1", "--port", "{port}", "--workers", str(WORKERS)]
         + ["--no-access-log", "--log-level", "warning"],
+    ),
+    "restx-typical-gunicorn": (
+        "a typical Flask-RESTX app: ORM, marshal_with, Flask-Limiter on Redis "
+        "(bench/apps/restx_typical.py), gunicorn as gunicorn.conf.py",
+        [servers.BIN / "gunicorn", "-c", "gunicorn.conf.py"]
+        + ["bench.apps.restx_typical:app"],
     ),
     "myapp-unvalidated-uwsgi": (
         "myapp with body validation switched off (bench/apps/myapp_unvalidated.py)",
@@ -84,6 +92,11 @@ SERVERS = {
 }
 SCENARIOS = {
     "book": ("GET /books/<id>", "One book by primary key, ids at random."),
+    "book_keepalive": (
+        "GET /books/<id>, keep-alive",
+        "The same, each wrk connection kept open (servers that close it anyway, "
+        "as sync workers do, are reconnected), every server in turns.",
+    ),
     "list_first": ("GET /books/ (page 1)", "First page of 20, default sort."),
     "list_deep": (
         "GET /books/?page=50",
@@ -92,6 +105,15 @@ SCENARIOS = {
     "list_middle": (
         "GET /books/ (middle page)",
         "The page halfway through the whole catalog (OFFSET grows with the data).",
+    ),
+    "list_middle_cursor": (
+        "GET /books/?cursor= (middle page)",
+        "The same page, asked for with the cursor its previous page's next link "
+        "carries (keyset: no rows read before it).",
+    ),
+    "list_last_cursor": (
+        "GET /books/?cursor= (last page)",
+        "The catalog's last page, by the cursor of its previous page's next link.",
     ),
     "search_first": (
         f"GET /books/?q={load.SEARCH_TERM}",
@@ -158,11 +180,12 @@ class Bench:
     # --- load generation -------------------------------------------------------
 
     def wrk(self, base: str, script: str, args: list, duration: float, **options):
-        """One wrk run; returns the JSON its done() printed, with req/s."""
-        source = "\n".join(
-            (WRK_SCRIPTS / name).read_text()
-            for name in ("close.lua", script, "report.lua")
-        )
+        """One wrk run; returns the JSON its done() printed, with req/s. Each
+        request on a new connection, unless keep_alive."""
+        scripts = [script, "report.lua"]
+        if not options.get("keep_alive"):
+            scripts.insert(0, "close.lua")
+        source = "\n".join((WRK_SCRIPTS / name).read_text() for name in scripts)
         path = self.workdir / script
         path.write_text(source)
         threads = options.get("threads", 1)
@@ -343,7 +366,8 @@ def bench_scale(bench: Bench, bases: dict, scale: int) -> None:
         ("flask-raw-gunicorn", None),
         ("myapp-uwsgi", "flask-raw-uwsgi"),
         ("myapp-gunicorn", "flask-raw-gunicorn"),
-        ("fastapi-uvicorn", "flask-raw-uwsgi"),
+        ("fastapi-async-uvicorn", "flask-raw-uwsgi"),
+        ("restx-typical-gunicorn", "flask-raw-gunicorn"),
     ):
         bench.measure(
             "book",
@@ -354,11 +378,15 @@ def bench_scale(bench: Bench, bases: dict, scale: int) -> None:
             [scale],
             baseline=baseline and {"scenario": "book", "server": baseline},
         )
-    middle = max(1, scale // 40)
+    middle = max(2, scale // 40)
+    last = -(-scale // PAGE_SIZE)
+    myapp = bases["myapp-uwsgi"]
     paths = {
         "list_first": "/books/",
         "list_deep": "/books/?page=50",
         "list_middle": f"/books/?page={middle}",
+        "list_middle_cursor": next_link(myapp, f"/books/?page={middle - 1}"),
+        "list_last_cursor": next_link(myapp, f"/books/?page={last - 1}"),
         "search_first": f"/books/?q={load.SEARCH_TERM}",
         "search_deep": f"/books/?q={load.SEARCH_TERM}&page=10",
         "popular": "/books/popular",
@@ -392,9 +420,37 @@ def bench_scale(bench: Bench, bases: dict, scale: int) -> None:
     )
 
 
+def next_link(base: str, path: str) -> str:
+    """The path and query of a list page's `Link: rel="next"` (its cursor)."""
+    with urllib.request.urlopen(base + path, timeout=60) as response:
+        link = response.headers["Link"]
+    target = next(
+        part.split(">")[0].lstrip(" <")
+        for part in link.split(",")
+        if 'rel="next"' in part
+    )
+    return target[len(base) :] if target.startswith(base) else target
+
+
 def bench_once(bench: Bench, bases: dict, db: psycopg.Connection, scale: int):
     """The scenarios whose cost does not depend on the catalog's size, measured
     with the largest catalog loaded."""
+    print("keep-alive", flush=True)
+    bench.measure_in_turns(
+        [
+            Trial(
+                "book_keepalive",
+                name,
+                base,
+                "book.lua",
+                [scale],
+                options={"keep_alive": True},
+            )
+            for name, base in bases.items()
+            if name != "myapp-unvalidated-uwsgi"
+        ],
+        scale,
+    )
     print("signed in and writing", flush=True)
     myapp = bases["myapp-uwsgi"]
     member = sign_in(myapp, "member1@bench.example")
@@ -551,6 +607,8 @@ def versions(postgres: str, redis: str) -> dict:
         "fastapi",
         "pydantic",
         "uvicorn",
+        "asyncpg",
+        "flask-limiter",
     ):
         found[package] = version(package)
     return found

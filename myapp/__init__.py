@@ -42,7 +42,7 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
     app.teardown_appcontext(end_session)
     with app.app_context():
         sqlite.init_engine(sql.engine)
-        stalls.init_app(app, sql.engine)
+        stalls.init_app(app, list(sql.engines.values()))
     if click.get_current_context(silent=True):
         init_migrations(app)  # the `flask db` commands
     redis_store.init_app(app)  # before the rate limits and the cache, which use it

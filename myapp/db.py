@@ -1,8 +1,6 @@
 """The extension objects, created unbound; create_app binds them. Features import
 from here, never from the app."""
 
-import weakref
-
 from flask import current_app, has_request_context, request
 from flask_caching import Cache
 from flask_cors import CORS
@@ -14,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from myapp import redis_url
 from myapp.breaker import Breaker
+from myapp.settings import READS
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Stable constraint names, so migrations can alter them on every database.
@@ -37,19 +36,16 @@ def reading() -> bool:
 class RequestSession(Session):
     """On PostgreSQL, a GET reads in autocommit mode: each statement is its own
     transaction, so a read costs one round trip rather than BEGIN, the query and a
-    ROLLBACK (measured in bench/). Writes keep one transaction per request."""
-
-    _autocommit_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    ROLLBACK. Its connections come from the READS engine, whose pool keeps them in
+    autocommit: switching a pooled connection there and back on every read cost
+    more CPU than the read itself (bench/COMPONENTS.md). Writes keep one
+    transaction per request, on the default engine."""
 
     def get_bind(self, *args, **kwargs):
         bind = super().get_bind(*args, **kwargs)
         # A Connection (the tests' outer transaction) is left as it is.
-        if isinstance(bind, Engine) and bind.dialect.name == "postgresql" and reading():
-            engines = self._autocommit_engines
-            if bind not in engines:
-                # Shares the engine's pool; only the isolation level differs.
-                engines[bind] = bind.execution_options(isolation_level="AUTOCOMMIT")
-            return engines[bind]
+        if isinstance(bind, Engine) and reading():
+            return sql.engines.get(READS, bind)
         return bind
 
 

@@ -254,6 +254,11 @@ def _url_problems(var: str, url: str | None, schemes: set[str], problem=None) ->
     return [f"{var} {found}"] if found else []
 
 
+# The bind key of PostgreSQL's second engine, for GETs: its own pool, whose
+# connections stay in autocommit (db.RequestSession).
+READS = "reads"
+
+
 def derive_extension_settings(config: dict) -> None:
     """Translate our keys into the ones each extension reads."""
     base = config["PUBLIC_BASE_URL"].rstrip("/")
@@ -265,6 +270,10 @@ def derive_extension_settings(config: dict) -> None:
         url = "postgresql://" + url[len("postgres://") :]
     config["SQLALCHEMY_DATABASE_URI"] = url
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config, url)
+    if url.startswith("postgresql"):
+        config["SQLALCHEMY_BINDS"] = {
+            READS: {"url": url, "isolation_level": "AUTOCOMMIT"}
+        }
     for key in ("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"):
         config[key] = timedelta(seconds=config[key])
     # The cache is given the app's one Redis client when create_app binds it

@@ -22,6 +22,7 @@ from myapp.db import sql
 from myapp.errors import conflict, not_found
 from myapp.ordering import ordered_rows
 from myapp.pagination import ListQuery, Page
+from myapp.transactions import first_row
 
 
 def utcnow() -> datetime:
@@ -89,7 +90,7 @@ class SqlModel:
     def read_row_or_404(cls, key):
         """The row with this primary key as a plain row (no ORM object, identity map
         or unit of work: the hot paths, measured in bench/)."""
-        row = sql.session.execute(read_by_key(cls), {"key": key}).first()
+        row = first_row(read_by_key(cls), {"key": key})
         if row is None:
             raise not_found(cls.label)
         return row

@@ -117,11 +117,16 @@ def cut(duplicate: socket.socket | None) -> None:
 
 
 class StallGuard:
-    """The deadlines and the stall state of one engine (one app's database)."""
+    """The deadlines and the stall state of one app's database, over each of its
+    engines (the default one, and on PostgreSQL the one GETs read on)."""
 
-    def __init__(self, engine: Engine, statement_timeout_ms: int):
+    def __init__(self, engines: list[Engine], statement_timeout_ms: int):
         self.seconds = statement_timeout_ms / 1000 + DEADLINE_MARGIN
         self.breaker = Breaker(self.refusal, STALL_SECONDS, trial_seconds=self.seconds)
+        for engine in engines:
+            self.watch(engine)
+
+    def watch(self, engine: Engine) -> None:
         listen = event.listen
         listen(engine.pool, "connect", self.on_connect)
         listen(engine.pool, "close", lambda connection, _: WATCHDOG.release(connection))
@@ -201,12 +206,12 @@ def database_slot():
         slots.release()
 
 
-def init_app(app, engine: Engine) -> None:
-    """The database slots, and the deadlines if `engine` is PostgreSQL (SQLite runs
-    in the process: its lock waits are bounded by its busy timeout)."""
+def init_app(app, engines: list[Engine]) -> None:
+    """The database slots, and the deadlines if the database is PostgreSQL (SQLite
+    runs in the process: its lock waits are bounded by its busy timeout)."""
     slots = max(1, app.config["WEB_THREADS"] - 1)
     app.extensions["myapp.database_slots"] = threading.BoundedSemaphore(slots)
-    if engine.dialect.name == "postgresql":
+    if engines[0].dialect.name == "postgresql":
         app.extensions["myapp.stall_guard"] = StallGuard(
-            engine, app.config["DATABASE_STATEMENT_TIMEOUT_MS"]
+            engines, app.config["DATABASE_STATEMENT_TIMEOUT_MS"]
         )
