@@ -87,10 +87,14 @@ class SqlModel:
         return sql.session.get(cls, key, with_for_update=for_update or None)
 
     @classmethod
+    def read_row(cls, key):
+        """The row with this primary key as a plain row, or None (no ORM object,
+        identity map or unit of work: the hot paths, measured in bench/)."""
+        return first_row(read_by_key(cls), {"key": key})
+
+    @classmethod
     def read_row_or_404(cls, key):
-        """The row with this primary key as a plain row (no ORM object, identity map
-        or unit of work: the hot paths, measured in bench/)."""
-        row = first_row(read_by_key(cls), {"key": key})
+        row = cls.read_row(key)
         if row is None:
             raise not_found(cls.label)
         return row

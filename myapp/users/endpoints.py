@@ -82,7 +82,17 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def signed_in_user(*, for_update: bool = False) -> UserModel:
-    user = UserModel.find(current_identity().user_id, for_update=for_update)
+    return existing(UserModel.find(current_identity().user_id, for_update=for_update))
+
+
+def signed_in_profile() -> dict:
+    """The signed-in user's JSON from a plain row: no ORM object for a read."""
+    return UserModel.as_json(existing(UserModel.read_row(current_identity().user_id)))
+
+
+def existing(user):
+    """A user (or their row) whose token is still good but who may have been
+    deleted a moment ago: then the token speaks for no one."""
     if user is None:
         raise bad_credentials("This account no longer exists")
     return user
@@ -159,7 +169,7 @@ class Me(Resource):
     @feature.reads(user_model, "Your profile", missing=False)
     def get(self):
         """Your own profile."""
-        return single_response(signed_in_user().as_json())
+        return single_response(signed_in_profile())
 
     @feature.requires()
     @reauth_limit

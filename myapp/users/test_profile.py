@@ -2,7 +2,9 @@
 headers, HEAD and If-Match/If-None-Match forms its answers follow."""
 
 import pytest
+from sqlalchemy import delete
 
+from myapp.db import sql
 from myapp.testing import PASSWORD, sign_in
 from myapp.testing import assert_error, assert_valid
 from myapp.users.models import UserModel
@@ -141,3 +143,17 @@ def test_if_match_compares_strongly(client, member, header, status):
         "/users/me", json={"name": "X"}, headers={**member.headers, "If-Match": sent}
     )
     assert response.status_code == status
+
+
+def test_a_token_of_an_account_deleted_under_it_speaks_for_no_one(app, client, member):
+    """Deleting a user ends their sessions; a row deleted by other means (an
+    operator in psql) must still not be answered for."""
+    with app.app_context():
+        sql.session.execute(delete(UserModel).where(UserModel.id == member.id))
+        sql.session.commit()
+    for response in (
+        client.get("/users/me", headers=member.headers),
+        client.patch("/users/me", json={"name": "N"}, headers=member.headers),
+    ):
+        assert_error(response, 401, "unauthorized")
+        assert response.get_json()["message"] == "This account no longer exists"
