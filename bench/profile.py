@@ -10,6 +10,7 @@ The per-component table of the same request paths is `make bench-profile`
 
 import argparse
 import os
+import shutil
 import subprocess
 import tempfile
 from contextlib import ExitStack, contextmanager
@@ -49,6 +50,7 @@ def bench_data(books: int):
         finally:
             os.environ.clear()
             os.environ.update(saved)
+    shutil.rmtree(workdir)  # kept on failure, for its logs
 
 
 def member_headers(client) -> dict:
