@@ -86,7 +86,8 @@ def test_without_redis_the_catalog_reads_and_session_checks_are_503(
         redis.thaw() if fault == "frozen" else redis.start()
 
     def recovered():
-        assert requests.get(f"{server}/readiness").status_code == 200
+        response = requests.get(f"{server}/readiness")
+        assert response.status_code == 200, response.text
         me = requests.get(f"{server}/users/me", headers=staff_headers)
         # A restarted Redis lost its sessions: the token is then simply revoked.
         assert me.status_code == (200 if fault == "frozen" else 401)
@@ -151,7 +152,12 @@ def test_a_redis_refusing_writes_is_503_never_500(
         readiness = assert_unavailable(requests.get(f"{server}/readiness"))
         assert {"field": "redis", "problem": problem} in readiness["details"]
     assert follow_up_failures(server, "popular books cache invalidated") > invalidations
-    eventually(lambda: requests.get(f"{server}/readiness").raise_for_status())
+
+    def ready():
+        response = requests.get(f"{server}/readiness")
+        assert response.status_code == 200, response.text
+
+    eventually(ready)  # `eventually` retries a failed assertion, not an HTTPError
 
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
@@ -212,7 +218,8 @@ def test_a_held_lock_is_503_and_writes_nothing(backing, server, staff_headers, b
         response = requests.patch(url, json={"title": "Changed"}, headers=staff_headers)
         assert time.monotonic() - started < 5  # lock_timeout, not a hung worker
         assert_unavailable(response)
-        assert requests.get(f"{server}/readiness").status_code == 200
+        response = requests.get(f"{server}/readiness")
+        assert response.status_code == 200, response.text
         holder.rollback()
     engine.dispose()
     assert requests.get(url).json()["title"] == "Resilience"
@@ -289,7 +296,8 @@ def test_without_postgres_everything_is_503_then_recovers(
 
     def recovered():
         assert requests.get(f"{server}/books/").status_code == 200
-        assert requests.get(f"{server}/readiness").status_code == 200
+        response = requests.get(f"{server}/readiness")
+        assert response.status_code == 200, response.text
         # Reads that met the outage replaced their worker's pool; every worker
         # answers again once PostgreSQL is back.
         for _ in range(6):
