@@ -269,11 +269,13 @@ def derive_extension_settings(config: dict) -> None:
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
     config["SQLALCHEMY_DATABASE_URI"] = url
-    config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config, url)
+    options = engine_options(config, url)
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     if url.startswith("postgresql"):
-        config["SQLALCHEMY_BINDS"] = {
-            READS: {"url": url, "isolation_level": "AUTOCOMMIT"}
-        }
+        # Flask-SQLAlchemy gives a bind none of SQLALCHEMY_ENGINE_OPTIONS: the same
+        # pool bounds, timeouts and PgBouncer settings are given here.
+        reads = {**options, "url": url, "isolation_level": "AUTOCOMMIT"}
+        config["SQLALCHEMY_BINDS"] = {READS: reads}
     for key in ("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"):
         config[key] = timedelta(seconds=config[key])
     # The cache is given the app's one Redis client when create_app binds it

@@ -3,6 +3,7 @@ carries: JSON and a request id."""
 
 import pytest
 import sqlalchemy
+from sqlalchemy import text
 from flask.testing import FlaskClient
 
 from myapp import create_app
@@ -95,6 +96,26 @@ def test_reads_run_in_autocommit_on_postgresql_and_writes_in_a_transaction(
             else:
                 assert reads is None  # SQLite has one engine
             sql.session.remove()
+
+
+def test_reads_have_the_timeouts_and_pool_bounds_of_writes(
+    committing_app, database_url
+):
+    """The pool GETs read from is made like the default one: the same statement
+    and lock timeouts on the server, the same pool bounds."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one engine")
+    settings = {}
+    for method in ("GET", "POST"):
+        with committing_app.test_request_context("/books/", method=method):
+            pool = sql.session.connection().engine.pool
+            settings[method] = [
+                sql.session.execute(text(f"SHOW {name}")).scalar_one()
+                for name in ("statement_timeout", "lock_timeout")
+            ] + [pool.size(), pool.timeout()]
+            sql.session.remove()
+    assert settings["GET"] == settings["POST"]
+    assert settings["GET"][0] != "0"  # a timeout is set
 
 
 # --- Every response: JSON and a request id
