@@ -123,6 +123,7 @@ class StallGuard:
     def __init__(self, engines: list[Engine], statement_timeout_ms: int):
         self.seconds = statement_timeout_ms / 1000 + DEADLINE_MARGIN
         self.breaker = Breaker(self.refusal, STALL_SECONDS, trial_seconds=self.seconds)
+        self.engines = engines
         for engine in engines:
             self.watch(engine)
 
@@ -179,6 +180,13 @@ class StallGuard:
             WATCHDOG.disarm(context.connection.connection.dbapi_connection)
         if isinstance(context.original_exception, psycopg.errors.ConnectionTimeout):
             self.breaker.failed()
+        if context.is_disconnect:
+            # SQLAlchemy discards the pool that met a dead connection; the other
+            # pool's connections died with the same server (a restart), so a write
+            # must not meet them after a read found out.
+            for engine in self.engines:
+                if engine is not context.engine:
+                    engine.dispose()
 
 
 # A request waits this long for a database slot of its process (a healthy
