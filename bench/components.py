@@ -174,13 +174,17 @@ def read_alone(app, keys: list) -> list[tuple[str, float]]:
     from myapp.books.models import BookModel
     from myapp.db import sql
     from myapp.sql_model import read_by_key
-    from myapp.transactions import first_row
 
-    statement = read_by_key(BookModel)
+    read = read_by_key(BookModel)
+    statement = read.statement
     with app.test_request_context("/books/1"):
         raw = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
         compiled = str(statement.compile(sql.engines[READS]))
         sql_text = compiled.replace("%(key)s", "%s")
+
+        def through_core(key):
+            with sql.engines[READS].connect() as connection:
+                connection.execute(statement, {"key": key}).first()
 
         def through_session(key):
             sql.session.execute(statement, {"key": key}).first()
@@ -191,10 +195,8 @@ def read_alone(app, keys: list) -> list[tuple[str, float]]:
                 "psycopg alone, one connection",
                 lambda key: raw.execute(sql_text, (key,)).fetchone(),
             ),
-            (
-                "`first_row`: Core on a pooled connection (myapp's GET)",
-                lambda key: first_row(statement, {"key": key}),
-            ),
+            ("`KeyRead`: the pool's DBAPI connection (myapp's GET)", read.first_row),
+            ("SQLAlchemy Core on a pooled connection", through_core),
             ("the ORM session's execute, and its end", through_session),
         ]
         measured = [(label, cpu_us_per_call(call, keys)) for label, call in ways]

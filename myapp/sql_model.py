@@ -22,7 +22,7 @@ from myapp.db import sql
 from myapp.errors import conflict, not_found
 from myapp.ordering import ordered_rows
 from myapp.pagination import ListQuery, Page
-from myapp.transactions import first_row
+from myapp.key_reads import KeyRead
 
 
 def utcnow() -> datetime:
@@ -90,7 +90,7 @@ class SqlModel:
     def read_row(cls, key):
         """The row with this primary key as a plain row, or None (no ORM object,
         identity map or unit of work: the hot paths, measured in bench/)."""
-        return first_row(read_by_key(cls), {"key": key})
+        return read_by_key(cls).first_row(key)
 
     @classmethod
     def read_row_or_404(cls, key):
@@ -165,7 +165,7 @@ class SqlModel:
 
 
 @cache
-def read_by_key(model) -> Select:
+def read_by_key(model) -> KeyRead:
     """SELECT a model's table by primary key, built once per model."""
     key_column = inspect(model).primary_key[0]
-    return select(model.__table__).where(key_column == bindparam("key"))
+    return KeyRead(select(model.__table__).where(key_column == bindparam("key")))

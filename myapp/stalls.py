@@ -147,6 +147,19 @@ class StallGuard:
     def arm(self, dbapi_connection) -> None:
         WATCHDOG.arm(dbapi_connection, time.monotonic() + self.seconds, self)
 
+    @contextmanager
+    def waiting_on(self, dbapi_connection):
+        """A wait made on a pooled DBAPI connection outside SQLAlchemy's Connection
+        (myapp/key_reads.py): checked, given its deadline and answered as a
+        statement is."""
+        self.breaker.check()
+        self.arm(dbapi_connection)
+        try:
+            yield
+        finally:
+            WATCHDOG.disarm(dbapi_connection)
+        self.breaker.answered()
+
     def before_connecting(self, _dialect, _record, _args, _params) -> None:
         self.breaker.check()
 

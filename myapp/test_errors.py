@@ -1,9 +1,11 @@
 """The one error shape, for every kind of failure, and what every response
 carries: JSON and a request id."""
 
+import flask
 import pytest
 import sqlalchemy
 from sqlalchemy import text
+from flask.sessions import NullSession
 from flask.testing import FlaskClient
 
 from myapp import create_app
@@ -119,6 +121,18 @@ def test_reads_have_the_timeouts_and_pool_bounds_of_writes(
 
 
 # --- Every response: JSON and a request id
+
+
+def test_no_response_sets_a_cookie_and_no_request_opens_a_session(app, client):
+    """The API's only client state is its token: no cookie session is opened (it
+    cost a signing serializer per request) or set, and writing to one fails."""
+    for path in ("/", "/books/", "/users/docs", "/nope"):
+        assert "Set-Cookie" not in client.get(path).headers
+    with app.test_request_context("/books/"):
+        app.preprocess_request()
+        assert isinstance(flask.session, NullSession)
+        with pytest.raises(RuntimeError):
+            flask.session["user"] = "someone"
 
 
 def test_responses_are_json_with_a_request_id(client):

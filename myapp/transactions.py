@@ -4,11 +4,10 @@ that survive a dead pooled connection, and the session's end."""
 import time
 
 from flask import current_app, g
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from myapp import telemetry
-from myapp.db import reading, sql
+from myapp.db import sql
 
 # How long a read keeps trying to reach a database that refused a connection: a
 # restart of PgBouncer or PostgreSQL is gone in well under that; a longer outage is
@@ -39,19 +38,6 @@ def read_on_a_live_connection(read, *args, **kwargs):
             replaced = replaced or lost
             if refused:
                 time.sleep(RECONNECT_PAUSE)
-
-
-def first_row(statement, params: dict):
-    """The first row of a read, or None. A GET's runs on a pooled connection of
-    its own, without the ORM session (a read then costs about half the CPU:
-    bench/COMPONENTS.md); anything else in the request's transaction, so that it
-    sees the request's own writes."""
-    bind = sql.session.get_bind()
-    # A Connection (the tests' outer transaction) is the session's own.
-    if isinstance(bind, Engine) and reading():
-        with bind.connect() as connection:
-            return connection.execute(statement, params).first()
-    return sql.session.execute(statement, params).first()
 
 
 def end_session(_error: BaseException | None = None) -> None:

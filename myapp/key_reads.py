@@ -1,0 +1,110 @@
+"""A GET's read of one row by primary key, on a DBAPI connection of its pool.
+
+The hot reads (a book by id, the signed-in user) are one fixed statement each. Run
+through a SQLAlchemy Connection, such a read cost about 240 µs of CPU; on the
+pool's own DBAPI connection about 85 (bench/COMPONENTS.md): the Connection's
+execution context, events and result set-up were a fifth of a whole request. So
+the read takes a connection from the same pool (`Engine.raw_connection`: its
+bounds, timeouts and connect events), runs its statement as compiled once for the
+engine's dialect, and keeps what the Connection would have done for it:
+- the stall guard's deadline and breaker around the wait (myapp/stalls.py);
+- a driver error raised as SQLAlchemy's (`DBAPIError.instance`), so the error
+  shape and `read_on_a_live_connection` treat it as any other; a lost connection
+  invalidated and the pools discarded, as SQLAlchemy does;
+- the column types' result processing (SQLite keeps datetimes as text).
+"""
+
+from collections import namedtuple
+from contextlib import nullcontext
+
+from flask import current_app
+from sqlalchemy import Select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from myapp.db import reading, sql
+
+
+class KeyRead:
+    """SELECT one model's table by its primary key (the parameter "key"), compiled
+    once per dialect; its rows are named tuples of the table's columns. The key is
+    sent as given: an integer or text, which no dialect converts."""
+
+    def __init__(self, statement: Select):
+        self.statement = statement
+        columns = statement.selected_columns
+        self.row_type = namedtuple("Row", [column.key for column in columns])
+        self.columns = columns
+        self.compiled: dict[str, tuple] = {}  # dialect name: (sql, positional, types)
+
+    def for_dialect(self, dialect) -> tuple:
+        known = self.compiled.get(dialect.name)
+        if known is None:
+            compiled = self.statement.compile(dialect=dialect)
+            processors = [
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in self.columns
+            ]
+            known = (compiled.string, compiled.positional, processors)
+            self.compiled[dialect.name] = known
+        return known
+
+    def first_row(self, key):
+        """The row, or None. A GET's is read on a connection of its own; anything
+        else's in the request's transaction, so that it sees the request's own
+        writes (a borrow reads the book it changes)."""
+        bind = sql.session.get_bind()
+        # A Connection (the tests' outer transaction) is the session's own.
+        if isinstance(bind, Engine) and reading():
+            return self.read_on(bind, key)
+        return sql.session.execute(self.statement, {"key": key}).first()
+
+    def read_on(self, engine: Engine, key):
+        text, positional, processors = self.for_dialect(engine.dialect)
+        params = (key,) if positional else {"key": key}
+        guard = current_app.extensions.get("myapp.stall_guard")
+        # A Connection only to check one out: SQLAlchemy's own handling of a
+        # refused or timed-out connect (wrapped, its events fired) stays.
+        with engine.connect() as connection:
+            dbapi_connection = connection.connection.dbapi_connection
+            try:
+                cursor = dbapi_connection.cursor()
+                with guard.waiting_on(dbapi_connection) if guard else nullcontext():
+                    cursor.execute(text, params)
+                    values = cursor.fetchone()
+                cursor.close()
+            except engine.dialect.loaded_dbapi.Error as error:
+                raise as_sqlalchemy_error(
+                    connection, dbapi_connection, error, text, params
+                ) from None
+        if values is None:
+            return None
+        return self.row_type(
+            *(
+                value if process is None else process(value)
+                for value, process in zip(values, processors)
+            )
+        )
+
+
+def as_sqlalchemy_error(
+    connection, dbapi_connection, error, text, params
+) -> DBAPIError:
+    """What SQLAlchemy's Connection raises for a driver error; a connection the
+    error says is gone is invalidated and every pool discarded, since the server
+    that dropped it dropped the others too."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(error, dbapi_connection, None)
+    if lost:
+        connection.invalidate(error)
+        for engine in sql.engines.values():
+            engine.dispose()
+    return DBAPIError.instance(
+        text,
+        params,
+        error,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=dialect,
+    )

@@ -1,0 +1,44 @@
+"""A GET's read by key on the pool's DBAPI connection (myapp/key_reads.py): the
+same row the ORM reads, on PostgreSQL and SQLite, without the request's session."""
+
+from datetime import datetime
+
+from myapp.books.models import BookModel
+from myapp.db import sql
+from myapp.transactions import commit
+from myapp.users.models import UserModel
+
+
+def test_a_key_read_gives_what_the_orm_reads(committing_app):
+    with committing_app.test_request_context("/books/", method="POST"):
+        book = BookModel.create(
+            {
+                "title": "Keyed",
+                "author": "A",
+                "isbn": "9780306406157",
+                "copies_total": 2,
+            }
+        )
+        commit()
+        key = book.id
+    with committing_app.test_request_context(f"/books/{key}"):
+        row = BookModel.read_row(key)
+        assert not sql.session.registry().in_transaction()  # not the session's
+        assert type(row).__name__ == "Row" and isinstance(row, tuple)
+        assert isinstance(row.created_at, datetime)  # SQLite keeps it as text
+        assert BookModel.read_row(key + 1000) is None
+        orm = sql.session.get(BookModel, key)
+        assert BookModel.as_json(row) == orm.as_json()
+        assert UserModel.read_row(key + 1000) is None
+
+
+def test_a_write_reads_by_key_in_its_own_transaction(committing_app):
+    """A borrow reads the book it changes: in the request's transaction, so it
+    sees the request's own writes."""
+    with committing_app.test_request_context("/books/", method="POST"):
+        book = BookModel.create(
+            {"title": "Mine", "author": "A", "isbn": "9780306406157", "copies_total": 1}
+        )
+        sql.session.flush()  # written, not committed
+        assert BookModel.read_row(book.id).title == "Mine"
+        sql.session.rollback()
