@@ -42,11 +42,16 @@ class RequestSession(Session):
     transaction per request, on the default engine."""
 
     def get_bind(self, *args, **kwargs):
-        bind = super().get_bind(*args, **kwargs)
-        # A Connection (the tests' outer transaction) is left as it is.
-        if isinstance(bind, Engine) and reading():
-            return sql.engines.get(READS, bind)
-        return bind
+        return request_bind(super().get_bind(*args, **kwargs))
+
+
+def request_bind(bind):
+    """The bind this request reads and writes through, given the default one: a
+    GET's is the READS engine on PostgreSQL. A Connection (the tests' outer
+    transaction) is left as it is."""
+    if isinstance(bind, Engine) and reading():
+        return sql.engines.get(READS, bind)
+    return bind
 
 
 sql = SQLAlchemy(model_class=Base, session_options={"class_": RequestSession})

@@ -290,7 +290,10 @@ def derive_extension_settings(config: dict) -> None:
     if url.startswith("postgresql"):
         # Flask-SQLAlchemy gives a bind none of SQLALCHEMY_ENGINE_OPTIONS: the same
         # pool bounds, timeouts and PgBouncer settings are given here.
+        # Its connections never hold a transaction, so none is rolled back as one
+        # goes back to the pool (SQLAlchemy's choice for autocommit).
         reads = {**options, "url": url, "isolation_level": "AUTOCOMMIT"}
+        reads["pool_reset_on_return"] = None
         config["SQLALCHEMY_BINDS"] = {READS: reads}
     for key in ("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"):
         config[key] = timedelta(seconds=config[key])
