@@ -13,7 +13,6 @@ is dropped, so the next command reaches the primary Sentinel promoted. The passw
 is the primary's; the sentinels are asked without one.
 """
 
-from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -46,32 +45,33 @@ class RedisStalled(redis.ConnectionError):
 class GuardedConnection:
     """A connection watched by its client's breaker (myapp/breaker.py): a timeout
     trips it, and while it is open a command is refused (RedisStalled) before it
-    is sent, rather than wait out the timeout again. Any answer closes it."""
+    is sent, rather than wait out the timeout again. Any answer closes it. (Plain
+    try blocks, not a context manager: these run on every Redis call.)"""
 
     breaker: Breaker
 
-    @contextmanager
-    def _watched(self):
+    def connect(self):
+        self.breaker.check()
         try:
-            yield
+            super().connect()
         except redis.TimeoutError:
             self.breaker.failed()
             raise
 
-    def connect(self):
-        self.breaker.check()
-        with self._watched():
-            super().connect()
-
     def send_packed_command(self, command, check_health=True):
         self.breaker.check()
-        with self._watched():
+        try:
             super().send_packed_command(command, check_health)
+        except redis.TimeoutError:
+            self.breaker.failed()
+            raise
 
     def read_response(self, *args, **kwargs):
         try:
-            with self._watched():
-                response = super().read_response(*args, **kwargs)
+            response = super().read_response(*args, **kwargs)
+        except redis.TimeoutError:
+            self.breaker.failed()
+            raise
         except redis.ResponseError:  # an answer, if a refusal
             self.breaker.answered()
             raise

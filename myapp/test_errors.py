@@ -1,6 +1,9 @@
 """The one error shape, for every kind of failure, and what every response
 carries: JSON and a request id."""
 
+import collections
+import threading
+
 import flask
 import pytest
 import sqlalchemy
@@ -118,6 +121,69 @@ def test_reads_have_the_timeouts_and_pool_bounds_of_writes(
             sql.session.remove()
     assert settings["GET"] == settings["POST"]
     assert settings["GET"][0] != "0"  # a timeout is set
+
+
+def test_a_process_holds_at_most_two_pools_of_web_threads_plus_two_connections(
+    committing_app, database_url
+):
+    """README (capacity): a process's connections to PostgreSQL are at most
+    2 × (WEB_THREADS + 2), whatever its load: three times as many threads as it
+    has, each reading by key, listing, signing in (a read in a transaction) and
+    asking /readiness. The connections counted are the driver's own, opened and
+    closed, not the pools' bookkeeping."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's connections are files of the process")
+    app = committing_app
+    unlimited = "10000000 per hour"
+    app.config.update(RATELIMIT_DEFAULT=unlimited, RATELIMIT_LOGIN=unlimited)
+    email, password = "pools@example.com", "a password for the pools"
+    with app.app_context():
+        UserModel.create({"email": email, "password": password, "name": "P"})
+        sql.session.commit()
+        engines = list(sql.engines.values())
+    open_now, peak, lock = set(), [0], threading.Lock()
+
+    def opened(connection, _record):
+        with lock:
+            open_now.add(id(connection))
+            peak[0] = max(peak[0], len(open_now))
+
+    def closed(connection, *_):
+        with lock:
+            open_now.discard(id(connection))
+
+    for engine in engines:
+        sqlalchemy.event.listen(engine.pool, "connect", opened)
+        sqlalchemy.event.listen(engine.pool, "close", closed)
+        sqlalchemy.event.listen(engine.pool, "close_detached", closed)
+        engine.dispose()  # counted from the first connection
+    statuses = collections.Counter()
+
+    def client_loop():
+        client = app.test_client()
+        for _ in range(15):
+            for response in (
+                client.get("/books/1"),
+                client.get("/books/?per_page=5"),
+                client.post(
+                    "/users/tokens", json={"email": email, "password": password}
+                ),
+                client.get("/readiness"),
+            ):
+                with lock:
+                    statuses[response.status_code] += 1
+
+    threads = [
+        threading.Thread(target=client_loop)
+        for _ in range(3 * app.config["WEB_THREADS"])
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(statuses) <= {200, 201, 404, 503}, statuses
+    assert statuses[200] and statuses[201], statuses  # served, not only refused
+    assert 2 <= peak[0] <= 2 * (app.config["WEB_THREADS"] + 2), peak
 
 
 # --- Every response: JSON and a request id
