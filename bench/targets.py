@@ -30,10 +30,10 @@ FASTAPI = "fastapi-async-uvicorn"
 # the profiles and measurements behind each.
 WHY_MISSED = {
     "raw": "the ceiling runs one query on a connection it owns; myapp also runs, "
-    "per request, a Redis rate-limit script, its read through SQLAlchemy Core and "
-    "pool (265 µs of CPU against psycopg's 50), the stall guard, a JSON access log, "
-    "metrics, an ETag, CORS and RESTX's dispatch (COMPONENTS.md; ANALYSIS.md: "
-    "against raw bare Flask)",
+    "per request, a Redis rate-limit script through redis-py (about a sixth of a "
+    "gunicorn worker's CPU under wrk), its read by key on a pooled connection, a "
+    "JSON access log and metrics (a tenth), an ETag, CORS, the security headers "
+    "and RESTX's dispatch (COMPONENTS.md; ANALYSIS.md: against raw bare Flask)",
     "fastapi": "FastAPI async answers from an asyncpg pool on an event loop and does "
     "less per request (no rate limit, log, metrics, ETag or CORS); ANALYSIS.md: "
     "against FastAPI async",
