@@ -1,12 +1,13 @@
-"""A GET's read of one row by primary key, on a DBAPI connection of its pool.
+"""A GET's read of one row by primary key, on the DBAPI connection of a pooled one.
 
 The hot reads (a book by id, the signed-in user) are one fixed statement each. Run
 through a SQLAlchemy Connection, such a read cost about 240 µs of CPU; on the
-pool's own DBAPI connection about 85 (bench/COMPONENTS.md): the Connection's
-execution context, events and result set-up were a fifth of a whole request. So
-the read takes a connection from the same pool (`Engine.raw_connection`: its
-bounds, timeouts and connect events), runs its statement as compiled once for the
-engine's dialect, and keeps what the Connection would have done for it:
+DBAPI connection itself about 100 (bench/COMPONENTS.md, the read alone): the
+Connection's execution context, events and result set-up were a fifth of a whole
+request. So the read checks a connection out of the same pool as ever
+(`Engine.connect`, which keeps SQLAlchemy's handling of a refused or timed-out
+connect), runs its statement as compiled once for the engine's dialect on the
+DBAPI connection, and keeps what the Connection would have done for it:
 - the stall guard's deadline and breaker around the wait (myapp/stalls.py);
 - a driver error raised as SQLAlchemy's (`DBAPIError.instance`), so the error
   shape and `read_on_a_live_connection` treat it as any other; a lost connection
@@ -63,8 +64,6 @@ class KeyRead:
         text, positional, processors = self.for_dialect(engine.dialect)
         params = (key,) if positional else {"key": key}
         guard = current_app.extensions.get("myapp.stall_guard")
-        # A Connection only to check one out: SQLAlchemy's own handling of a
-        # refused or timed-out connect (wrapped, its events fired) stays.
         with engine.connect() as connection:
             dbapi_connection = connection.connection.dbapi_connection
             try:
