@@ -68,8 +68,11 @@ copy_release() {  # $1: host
   on_host "$1" "mkdir -p '$DEPLOY_PATH/releases' '$DEPLOY_PATH/slots'"
   rsync -a --delete "${rsh[@]}" --exclude-from="$source_dir/deploy/rsync-exclude" \
     "$source_dir/" "$destination"
-  on_host "$1" "cd '$DEPLOY_PATH/releases/$release' && $PYTHON -m venv .venv \
-    && .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt"
+  # At the lowest CPU priority: the build shares the host with the live slot,
+  # whose requests must not wait for it (a 2-core host's deploy starved them).
+  on_host "$1" "cd '$DEPLOY_PATH/releases/$release' && nice -n 19 $PYTHON -m venv .venv \
+    && nice -n 19 .venv/bin/pip install --quiet --disable-pip-version-check \
+    -r requirements.txt"
 }
 
 # What runs on a host to move it to a release (shipped there with `declare -f`).
