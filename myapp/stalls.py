@@ -67,19 +67,21 @@ class Watchdog:
 
     def hold(self, connection) -> None:
         """Keep a handle on a new connection's socket. A connection never closed
-        through a pool (its pool was discarded while it was checked out) closes
-        it when it is collected: a handle kept would keep its socket open. (Only
-        the socket: a collection can run in a thread holding the lock.)"""
+        through a pool (its pool was discarded while it was checked out) lets go
+        of it when it is collected: a handle kept would keep its socket open."""
         duplicate = socket.socket(fileno=os.dup(connection.fileno()))
         with self._lock:
             self._sockets[id(connection)] = duplicate
-        weakref.finalize(connection, duplicate.close)
+        weakref.finalize(connection, self._forget, id(connection))
 
     def release(self, connection) -> None:
         """The connection is closing: drop its handle and any wait."""
+        self._forget(id(connection))
+
+    def _forget(self, key: int) -> None:
         with self._lock:
-            self._waits.pop(id(connection), None)
-            duplicate = self._sockets.pop(id(connection), None)
+            self._waits.pop(key, None)
+            duplicate = self._sockets.pop(key, None)
         if duplicate is not None:
             duplicate.close()
 
