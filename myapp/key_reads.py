@@ -10,9 +10,18 @@ connect), runs its statement as compiled once for the engine's dialect on the
 DBAPI connection, and keeps what the Connection would have done for it:
 - the stall guard's deadline and breaker around the wait (myapp/stalls.py);
 - a driver error raised as SQLAlchemy's (`DBAPIError.instance`), so the error
-  shape and `read_on_a_live_connection` treat it as any other; a lost connection
-  invalidated and the pools discarded, as SQLAlchemy does;
-- the column types' result processing (SQLite keeps datetimes as text).
+  shape and `read_on_a_live_connection` treat it as any other;
+- a lost connection invalidated (closed, never pooled again), and the other
+  pool discarded as the stall guard does. The rest of its own pool is left: a
+  dead one is given up as a read meets it, and the read tries the next
+  (`read_on_a_live_connection`). Discarding the whole pool, as SQLAlchemy's
+  private bookkeeping lets it, would leave the connections other threads hold
+  out of every pool;
+- an interruption mid-statement (a worker told to exit) leaves no connection
+  half-way through a reply in the pool;
+- the column types' result processing (SQLite keeps datetimes as text). A type
+  whose conversion needs the driver's type code (Numeric on psycopg) is not
+  supported: today's tables have none.
 """
 
 from collections import namedtuple
@@ -76,6 +85,9 @@ class KeyRead:
                 raise as_sqlalchemy_error(
                     connection, dbapi_connection, error, text, params
                 ) from None
+            except (KeyboardInterrupt, SystemExit):  # its reply may be half-read
+                connection.invalidate()
+                raise
         if values is None:
             return None
         return self.row_type(
@@ -90,14 +102,14 @@ def as_sqlalchemy_error(
     connection, dbapi_connection, error, text, params
 ) -> DBAPIError:
     """What SQLAlchemy's Connection raises for a driver error; a connection the
-    error says is gone is invalidated and every pool discarded, since the server
-    that dropped it dropped the others too."""
+    error says is gone is invalidated, and the other pool discarded."""
     dialect = connection.dialect
     lost = dialect.is_disconnect(error, dbapi_connection, None)
     if lost:
         connection.invalidate(error)
-        for engine in sql.engines.values():
-            engine.dispose()
+        guard = current_app.extensions.get("myapp.stall_guard")
+        if guard is not None:
+            guard.discard_other_pools(connection.engine)
     return DBAPIError.instance(
         text,
         params,

@@ -25,6 +25,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 
 import psycopg
@@ -65,16 +66,22 @@ class Watchdog:
         self._started = False
 
     def hold(self, connection) -> None:
-        """Keep a handle on a new connection's socket."""
+        """Keep a handle on a new connection's socket. A connection never closed
+        through a pool (its pool was discarded while it was checked out) lets go
+        of it when it is collected: a handle kept would keep its socket open."""
         duplicate = socket.socket(fileno=os.dup(connection.fileno()))
         with self._lock:
             self._sockets[id(connection)] = duplicate
+        weakref.finalize(connection, self._forget, id(connection))
 
     def release(self, connection) -> None:
         """The connection is closing: drop its handle and any wait."""
+        self._forget(id(connection))
+
+    def _forget(self, key: int) -> None:
         with self._lock:
-            self._waits.pop(id(connection), None)
-            duplicate = self._sockets.pop(id(connection), None)
+            self._waits.pop(key, None)
+            duplicate = self._sockets.pop(key, None)
         if duplicate is not None:
             duplicate.close()
 
@@ -194,12 +201,15 @@ class StallGuard:
         if isinstance(context.original_exception, psycopg.errors.ConnectionTimeout):
             self.breaker.failed()
         if context.is_disconnect:
-            # SQLAlchemy discards the pool that met a dead connection; the other
-            # pool's connections died with the same server (a restart), so a write
-            # must not meet them after a read found out.
-            for engine in self.engines:
-                if engine is not context.engine:
-                    engine.dispose()
+            self.discard_other_pools(context.engine)
+
+    def discard_other_pools(self, engine: Engine) -> None:
+        """`engine` met a dead connection (SQLAlchemy recycles that pool's older
+        ones); the other pool's connections died with the same server (a
+        restart), so a write must not meet them after a read found out."""
+        for other in self.engines:
+            if other is not engine:
+                other.dispose()
 
 
 # A request waits this long for a database slot of its process (a healthy

@@ -3,6 +3,7 @@
 request."""
 
 import collections
+import gc
 import logging
 import os
 import random
@@ -130,6 +131,28 @@ def test_a_request_meeting_a_stalled_database_does_not_wait_for_a_slot(backing):
     assert app.test_client().get("/books/?per_page=1").status_code == 200
 
 
+def test_a_connection_left_out_of_every_pool_lets_go_of_its_socket(backing):
+    """A pool discarded while one of its connections is checked out (the other
+    pool met a dead connection): that connection, returned to a pool nothing
+    uses, is closed when it is collected, and so is the watchdog's handle on its
+    socket, which would otherwise keep it open for good."""
+    _postgres, _redis, app = backing
+    with app.app_context():
+        engine = sql.engine
+        engine.dispose()
+        gc.collect()  # what earlier tests left is closed first
+        before = set(os.listdir("/proc/self/fd"))
+        held = engine.connect()
+        held.execute(sqlalchemy.text("SELECT 1"))
+        opened = set(os.listdir("/proc/self/fd")) - before
+        assert len(opened) == 2  # its socket, and the watchdog's handle on it
+        engine.dispose()
+        held.close()
+        del held
+        gc.collect()
+        assert not opened & set(os.listdir("/proc/self/fd"))
+
+
 class ErrorLog(logging.Handler):
     def __init__(self):
         super().__init__(logging.ERROR)
@@ -188,7 +211,7 @@ def test_a_connection_cut_at_any_moment_is_a_503_or_nothing(backing):
         with lock:
             in_use.add(connection)
 
-    def checked_in(connection, *_):  # None: it was invalidated, and is closed
+    def checked_in(connection, *_):  # checked in, or closed (after invalidation)
         with lock:
             in_use.discard(connection)
 
@@ -197,7 +220,7 @@ def test_a_connection_cut_at_any_moment_is_a_503_or_nothing(backing):
     for engine in engines:
         sqlalchemy.event.listen(engine.pool, "checkout", checked_out)
         sqlalchemy.event.listen(engine.pool, "checkin", checked_in)
-        sqlalchemy.event.listen(engine.pool, "invalidate", checked_in)  # and closed
+        sqlalchemy.event.listen(engine.pool, "close", checked_in)  # invalidated
     statuses, unexpected, failures = collections.Counter(), [], []
     stop = threading.Event()
 

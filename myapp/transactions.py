@@ -19,25 +19,25 @@ RECONNECT_PAUSE = 0.25
 def read_on_a_live_connection(read, *args, **kwargs):
     """Run a read, on a live connection. Pools are not pinged before use (a round
     trip on every request), so this is where a dead one is found: a pooled
-    connection closed by a restarted PostgreSQL or PgBouncer (SQLAlchemy has then
-    discarded the whole pool) is replaced at once; a connection refused is tried
-    again every RECONNECT_PAUSE seconds for RECONNECT_WINDOW. Reads only: a write
-    may have been applied, and its client retries it with its Idempotency-Key."""
+    connection closed by a restarted PostgreSQL or PgBouncer is replaced at once
+    (SQLAlchemy then recycles the rest of its pool; a key read's pool gives up its
+    dead ones as they are met, myapp/key_reads.py), and a connection refused is
+    tried again every RECONNECT_PAUSE seconds, both for RECONNECT_WINDOW. Reads
+    only: a write may have been applied, and its client retries it with its
+    Idempotency-Key."""
     deadline = time.monotonic() + RECONNECT_WINDOW
-    replaced = False
     while True:
         try:
             return read(*args, **kwargs)
         except DBAPIError as error:
             # No statement: the error came from connecting, not from a query.
             refused = error.statement is None and isinstance(error, OperationalError)
-            lost = error.connection_invalidated and not replaced
-            if not (lost or refused and time.monotonic() + RECONNECT_PAUSE < deadline):
+            pause = RECONNECT_PAUSE if refused else 0.0
+            lost = error.connection_invalidated
+            if not ((lost or refused) and time.monotonic() + pause < deadline):
                 raise
             sql.session.rollback()
-            replaced = replaced or lost
-            if refused:
-                time.sleep(RECONNECT_PAUSE)
+            time.sleep(pause)
 
 
 def end_session(_error: BaseException | None = None) -> None:
