@@ -67,21 +67,19 @@ class Watchdog:
 
     def hold(self, connection) -> None:
         """Keep a handle on a new connection's socket. A connection never closed
-        through a pool (its pool was discarded while it was checked out) lets go
-        of it when it is collected: a handle kept would keep its socket open."""
+        through a pool (its pool was discarded while it was checked out) closes
+        it when it is collected: a handle kept would keep its socket open. (Only
+        the socket: a collection can run in a thread holding the lock.)"""
         duplicate = socket.socket(fileno=os.dup(connection.fileno()))
         with self._lock:
             self._sockets[id(connection)] = duplicate
-        weakref.finalize(connection, self._forget, id(connection))
+        weakref.finalize(connection, duplicate.close)
 
     def release(self, connection) -> None:
         """The connection is closing: drop its handle and any wait."""
-        self._forget(id(connection))
-
-    def _forget(self, key: int) -> None:
         with self._lock:
-            self._waits.pop(key, None)
-            duplicate = self._sockets.pop(key, None)
+            self._waits.pop(id(connection), None)
+            duplicate = self._sockets.pop(id(connection), None)
         if duplicate is not None:
             duplicate.close()
 
