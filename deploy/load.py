@@ -25,7 +25,9 @@ class Outcome:
     status: int  # 0: no HTTP answer at all
     started: float
     seconds: float  # until the answer came, or none
-    error: str = ""  # with no answer: why (the exception, as the client saw it)
+    # With no answer: why (the exception, as the client saw it). With a 5xx: the
+    # error's code and request id, to find it in the servers' logs.
+    error: str = ""
 
 
 @dataclass
@@ -91,7 +93,10 @@ class Load:
         except requests.RequestException as failure:
             self._record(kind, 0, started, f"{type(failure).__name__}: {failure}"[:300])
             return None
-        self._record(kind, response.status_code, started)
+        said = ""
+        if response.status_code >= 500:
+            said = f"{response.headers.get('X-Request-ID')} {response.text[:200]}"
+        self._record(kind, response.status_code, started, said)
         return response
 
     def _write(self, session, method, path, kind, body, headers):

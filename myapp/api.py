@@ -21,7 +21,7 @@ from werkzeug.routing import IntegerConverter
 
 from myapp.db import SAFE_METHODS
 from myapp.transactions import commit, read_on_a_live_connection
-from myapp.stalls import database_slot
+from myapp.stalls import database_slot_on_first_use
 from myapp.feature import Feature
 from myapp.errors import error_response
 from myapp.schema import MAX_ID
@@ -80,12 +80,13 @@ class Resource(flask_restx.Resource):
     nothing. Work that must follow the commit (revoking sessions in Redis) is queued
     with `after_commit`. A read that meets a dead pooled connection runs again on a
     new one (`read_on_a_live_connection`). Each request holds one of its process's
-    database slots (`database_slot`), so a stalled database never takes every
+    database slots from its first use of the database
+    (`database_slot_on_first_use`), so a stalled database never takes every
     thread."""
 
     def dispatch_request(self, *args, **kwargs):
         dispatch = super().dispatch_request
-        with database_slot():
+        with database_slot_on_first_use():
             if request.method in SAFE_METHODS:
                 return read_on_a_live_connection(dispatch, *args, **kwargs)
             response = dispatch(*args, **kwargs)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase
 from myapp import redis_url
 from myapp.breaker import Breaker
 from myapp.settings import READS
+from myapp.stalls import take_database_slot
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Stable constraint names, so migrations can alter them on every database.
@@ -48,7 +49,9 @@ class RequestSession(Session):
 def request_bind(bind):
     """The bind this request reads and writes through, given the default one: a
     GET's is the READS engine on PostgreSQL. A Connection (the tests' outer
-    transaction) is left as it is."""
+    transaction) is left as it is. Every use of the database in a request comes
+    through here, so here the request takes its database slot (myapp/stalls.py)."""
+    take_database_slot()
     if isinstance(bind, Engine) and reading():
         return sql.engines.get(READS, bind)
     return bind

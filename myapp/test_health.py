@@ -1,8 +1,11 @@
 """/healthz and /readiness, and the database slots that keep health answering
 while the database stalls."""
 
+import math
+import threading
 import time
 
+from argon2 import PasswordHasher
 
 from myapp import create_app
 from myapp.ops import IN_MEMORY
@@ -55,6 +58,48 @@ def test_a_request_that_finds_every_database_slot_taken_is_503_and_health_answer
     finally:
         slots.release()
     assert client.get("/books/").status_code == 200
+
+
+def test_a_request_takes_a_database_slot_only_when_it_first_uses_the_database(
+    make_app,
+):
+    """With the one slot of WEB_THREADS=2 taken, a registration refused before any
+    statement (its body) is answered at once: it never waited for the slot."""
+    app = make_app(WEB_THREADS=2)
+    client = app.test_client()
+    slots = app.extensions["myapp.database_slots"]
+    assert slots.acquire(timeout=1)
+    try:
+        response = client.post("/users/", json={"email": "not an address"})
+        assert_error(response, 400, "validation_error")
+        assert_error(client.get("/books/"), 503, "service_unavailable")
+    finally:
+        slots.release()
+
+
+def test_a_registration_hashes_its_password_without_holding_a_database_slot(
+    make_app,
+):
+    """Registrations hashing at once on a busy CPU (a deploy building) once held
+    every slot of a worker for 1.8 s, and a write waiting behind them was a 503.
+    Here the one slot of WEB_THREADS=2 is held for longer than a request waits
+    for one, by another request; a registration whose hash takes longer still
+    finds it free once the hash is done, and is a 201."""
+    held_for = SLOT_WAIT_SECONDS + 0.25
+    started = time.monotonic()
+    PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("calibrate")
+    one_pass = time.monotonic() - started
+    app = make_app(
+        WEB_THREADS=2,
+        ARGON2_TIME_COST=math.ceil(2 * held_for / one_pass),
+        ARGON2_MEMORY_COST=8192,
+        ARGON2_PARALLELISM=1,
+    )
+    slots = app.extensions["myapp.database_slots"]
+    assert slots.acquire(timeout=1)
+    threading.Timer(held_for, slots.release).start()
+    body = {"email": "slow@example.com", "password": "a slow password", "name": "S"}
+    assert app.test_client().post("/users/", json=body).status_code == 201
 
 
 def test_readiness_names_the_database_when_it_is_down(redis_url):

@@ -21,7 +21,11 @@ from myapp.books.models import BookModel, isbn13
 from myapp.db import sql
 from myapp.transactions import commit
 from myapp.breaker import Breaker
-from myapp.stalls import DatabaseStalled, database_slot
+from myapp.stalls import (
+    DatabaseStalled,
+    database_slot_on_first_use,
+    take_database_slot,
+)
 from myapp.testing import assert_error
 from myapp.users.models import UserModel
 
@@ -119,8 +123,8 @@ def test_a_request_meeting_a_stalled_database_does_not_wait_for_a_slot(backing):
     try:
         with app.test_request_context("/books/"):
             with pytest.raises(DatabaseStalled):
-                with database_slot():
-                    pass
+                with database_slot_on_first_use():
+                    take_database_slot()
         response = app.test_client().get("/books/")
         assert_error(response, 503, "service_unavailable")
         assert response.headers["Retry-After"]
