@@ -9,6 +9,7 @@ is stopped when it ends, also on failure or Ctrl-C.
 """
 
 import argparse
+import collections
 import json
 import os
 import platform
@@ -30,6 +31,7 @@ import psycopg
 import redis
 
 from bench import load, servers
+from bench import before_lean_path
 from bench.report import fmt_scale, write_report
 from bench.targets import READS_BESIDE_BORROWING, evaluate
 
@@ -432,7 +434,7 @@ def next_link(base: str, path: str) -> str:
     return target[len(base) :] if target.startswith(base) else target
 
 
-def bench_once(bench: Bench, bases: dict, db: psycopg.Connection, scale: int):
+def bench_once(bench: Bench, bases: dict, before: str, db, scale: int):
     """The scenarios whose cost does not depend on the catalog's size, measured
     with the largest catalog loaded."""
     print("keep-alive", flush=True)
@@ -455,8 +457,28 @@ def bench_once(bench: Bench, bases: dict, db: psycopg.Connection, scale: int):
     myapp = bases["myapp-uwsgi"]
     member = sign_in(myapp, "member1@bench.example")
     staff = sign_in(myapp, "staff@bench.example")
-    for scenario, path in (("instruments", "/sites/instruments/"), ("me", "/users/me")):
-        bench.measure(scenario, "myapp-uwsgi", None, myapp, "get.lua", [path, member])
+    path = "/sites/instruments/"
+    bench.measure("instruments", "myapp-uwsgi", None, myapp, "get.lua", [path, member])
+    bench.measure_in_turns(
+        [
+            Trial(
+                "me",
+                before_lean_path.NAME,
+                before,
+                "get.lua",
+                ["/users/me", sign_in(before, "member1@bench.example")],
+            ),
+            Trial(
+                "me",
+                "myapp-uwsgi",
+                myapp,
+                "get.lua",
+                ["/users/me", member],
+                baseline={"scenario": "me", "server": before_lean_path.NAME},
+            ),
+        ],
+        None,
+    )
     numbers = iter(range(0, 10**9, 10**6))  # each wrk run its own ISBN block
     unvalidated = "myapp-unvalidated-uwsgi"
     new_book = ("create.lua", lambda: [staff, next(numbers)])
@@ -474,52 +496,63 @@ def bench_once(bench: Bench, bases: dict, db: psycopg.Connection, scale: int):
         scale,
         repetitions=CREATE_REPETITIONS,
     )
-    bench_borrowing(bench, myapp, db, staff, scale)
+    bench_borrowing(bench, myapp, before, db, scale)
 
 
-def bench_borrowing(bench, base: str, db, staff: str, scale: int) -> None:
-    """Members race for a few copies; afterwards every copy and loan must add up."""
+def bench_borrowing(bench, base: str, before: str, db, scale: int) -> None:
+    """Members race for a few copies, on this release and (on books of its own) on
+    the release before the lean path, in turns; afterwards every copy and loan of
+    this release's books must add up."""
     books = range(1, CONTENDED_BOOKS + 1)
+    books_before = range(CONTENDED_BOOKS + 1, 2 * CONTENDED_BOOKS + 1)
     db.execute(
         "UPDATE books SET copies_total = %s, copies_available = %s WHERE id = ANY(%s)",
-        (CONTENDED_COPIES, CONTENDED_COPIES, list(books)),
+        (CONTENDED_COPIES, CONTENDED_COPIES, [*books, *books_before]),
     )
     borrowed_before = loan_ids_and_times_borrowed(db, books)
-    tokens = [
-        sign_in(base, f"member{number}@bench.example")
-        for number in range(2, BORROWERS + 2)
-    ]
-    cleanup_returns = 0
+    cleanup_returns = collections.Counter()
 
-    def return_open_loans():
-        """A run stops mid-cycle; give back what it left borrowed, through the API
-        (after a pause for requests still in flight when wrk stopped)."""
-        nonlocal cleanup_returns
-        time.sleep(0.5)
-        for (loan,) in db.execute(
-            "SELECT id FROM loans WHERE returned_at IS NULL AND book_id = ANY(%s)",
-            (list(books),),
-        ).fetchall():
-            post(base, f"/books/loans/{loan}/return", staff)
-            cleanup_returns += 1
+    def borrowing(server: str, url: str, contended: range, held_to) -> Trial:
+        tokens = [
+            sign_in(url, f"member{number}@bench.example")
+            for number in range(2, BORROWERS + 2)
+        ]
+        staff = sign_in(url, "staff@bench.example")
+
+        def return_open_loans():
+            """A run stops mid-cycle; give back what it left borrowed, through the
+            API (after a pause for requests still in flight when wrk stopped)."""
+            time.sleep(0.5)
+            for (loan,) in db.execute(
+                "SELECT id FROM loans WHERE returned_at IS NULL AND book_id = ANY(%s)",
+                (list(contended),),
+            ).fetchall():
+                post(url, f"/books/loans/{loan}/return", staff)
+                cleanup_returns[server] += 1
+
+        return Trial(
+            "borrow_return",
+            server,
+            url,
+            "borrow.lua",
+            [contended.start, len(contended), *tokens],
+            baseline=held_to,
+            options=dict(
+                threads=BORROWERS, connections=BORROWERS, after_each=return_open_loans
+            ),
+            warmup=False,  # every borrow and return is counted in the accounting
+        )
 
     # The reads it is held to are measured in turns with it, on the same server,
     # rather than minutes before at another moment of the machine.
     reads = Trial(READS_BESIDE_BORROWING, "myapp-uwsgi", base, "book.lua", [scale])
-    borrowing = Trial(
-        "borrow_return",
-        "myapp-uwsgi",
-        base,
-        "borrow.lua",
-        [books.start, len(books), *tokens],
-        baseline={"scenario": READS_BESIDE_BORROWING, "server": "myapp-uwsgi"},
-        options=dict(
-            threads=BORROWERS, connections=BORROWERS, after_each=return_open_loans
-        ),
-        warmup=False,  # every borrow and return is counted in the accounting
-    )
-    runs = bench.measure_in_turns([borrowing, reads], scale)
-    run = next((run for run in runs if run["scenario"] == "borrow_return"), None)
+    trials = [
+        borrowing("myapp-uwsgi", base, books, reads.key),
+        reads,
+        borrowing(before_lean_path.NAME, before, books_before, None),
+    ]
+    runs = bench.measure_in_turns(trials, scale)
+    run = next((run for run in runs if run["baseline"] == reads.key), None)
     if run is None:
         return
     after = loan_ids_and_times_borrowed(db, books)
@@ -530,7 +563,7 @@ def bench_borrowing(bench, base: str, db, staff: str, scale: int) -> None:
     new_loans = after["loans"] - borrowed_before["loans"]
     extra = run["extra"]
     extra.update(
-        cleanup_returns=cleanup_returns,
+        cleanup_returns=cleanup_returns["myapp-uwsgi"],
         loans_created=new_loans,
         times_borrowed_added=after["times_borrowed"]
         - borrowed_before["times_borrowed"],
@@ -648,7 +681,8 @@ def main() -> None:
                 cache.flushdb()
             bench_scale(bench, {name: base for name, (base, _) in bases.items()}, scale)
         urls = {name: base for name, (base, _) in bases.items()}
-        bench_once(bench, urls, db, loaded)
+        before = stack.enter_context(before_lean_path.serve(env, workdir))
+        bench_once(bench, urls, before, db, loaded)
         rss = [
             {"server": name, "workers_mib": sizes, "max_mib": max(sizes)}
             for name, (_, pid) in bases.items()
@@ -664,7 +698,10 @@ def main() -> None:
         "machine": machine(),
         "versions": versions(postgres_version, redis_version),
         "settings": {**settings, "threads": 1, "workers": WORKERS},
-        "servers": {name: description for name, (description, _) in SERVERS.items()},
+        "servers": {
+            **{name: description for name, (description, _) in SERVERS.items()},
+            before_lean_path.NAME: before_lean_path.DESCRIPTION,
+        },
         "scenarios": {
             key: {"label": label, "description": description}
             for key, (label, description) in SCENARIOS.items()

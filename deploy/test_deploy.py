@@ -247,11 +247,21 @@ def test_deploy_twice_roll_back_a_broken_release_keep_the_last(deployment, tmp_p
         json={"email": body["email"], "password": body["password"]},
     ).json()["access_token"]
     before = deployment.live_slot()
+    # Its build runs at the lowest CPU priority, beside the live slot: the Python
+    # it builds with says at what priority it ran.
+    niceness = tmp_path / "build-niceness"
+    python = tmp_path / "python-saying-its-niceness"
+    python.write_text(
+        f"#!/bin/sh\nawk '{{print $19}}' /proc/$$/stat >> {niceness}\n"
+        f'exec {getattr(sys, "_base_executable", sys.executable)} "$@"\n'
+    )
+    python.chmod(0o755)
     with Load(deployment.base, token) as load:
         time.sleep(1)
-        second = deployment.deploy()
+        second = deployment.deploy(PYTHON=str(python))
         time.sleep(1)
     assert second.returncode == 0, second.stderr
+    assert niceness.read_text().split() == ["19"]
     assert deployment.live_slot() == {"a": "b", "b": "a"}[before]
     print("single-host deploy under load:", load.summary())
     assert len(load.outcomes) > 100 and not load.failures(), load.summary()
