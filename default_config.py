@@ -27,9 +27,10 @@ class Config:
     # role's (ALTER ROLE ... SET, see the README's "Scaling out").
     DATABASE_TRANSACTION_POOLER = False
     # Threads per worker process (gunicorn.conf.py and myapp.ini read it too). Each
-    # process keeps one database connection fewer than it has threads, so a thread
-    # is always left for /healthz, /readiness and requests that need no database,
-    # even while every connection waits on a stalled one.
+    # process lets one thread fewer than it has use the database at once (its
+    # database slots, myapp/stalls.py), so a thread is always left for /healthz,
+    # /readiness and requests that need no database, even while every slot waits
+    # on a stalled one.
     WEB_THREADS = 4
 
     # HTTP behaviour

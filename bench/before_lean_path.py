@@ -5,7 +5,9 @@ measured (the bare Flask ceiling moved 0.46x between two of them).
 
 Its source is this repository at COMMIT (`git archive`: the bench needs a clone
 with history), with a virtualenv of its own from its own requirements.txt. This
-run's uWSGI serves it under its own myapp.ini, on the same database: the schema
+run's uWSGI serves it as it shipped, under its own myapp.ini (2 workers of one
+thread each: the threads per worker came later, so that a stalled database
+leaves one free for health checks), on the same database: the schema
 has only gained columns, indexes and triggers since, which that release does not
 read (migrations/versions/0005 to 0007 say each is backward compatible). Its
 Redis data goes to a database of its own, as its keys are named like this

@@ -17,7 +17,7 @@ LIST_SCENARIOS = ("list_first", "list_deep", "search_first", "search_deep")
 # Deep pages by cursor, held to the first page of the smallest catalog
 CURSOR_SCENARIOS = ("list_middle_cursor", "list_last_cursor")
 # Signed-in reads and borrowing are held to the release before the lean request
-# path, served in the same run (bench/baseline.py), measured in turns with it.
+# path, served in the same run (bench/before_lean_path.py), in turns with it.
 SIGNED_IN_GAIN = 1.5
 FASTAPI = "fastapi-async-uvicorn"
 # Why a target is missed when it is, in RESULTS.md's note column; ANALYSIS.md has

@@ -49,6 +49,12 @@ class Breaker:
                 self.open_until = 0.0
                 self.trial = None
 
+    def refuse_while_open(self) -> None:
+        """Raise the refusal while calls are refused, without taking the trial that
+        `check` gives a thread once the open time is over."""
+        if self.open_until > time.monotonic():
+            raise self.refusal()
+
     def check(self) -> None:
         """Raise the refusal unless this thread may call the service now."""
         if not self.open_until:

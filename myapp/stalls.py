@@ -255,16 +255,18 @@ def database_slot_on_first_use():
     its password (measured in the fleet test: 1.8 s while a deploy built), keeps
     no slot from the requests that wait on the database."""
     guard = current_app.extensions.get("myapp.stall_guard")
-    claim = SlotClaim(
-        current_app.extensions["myapp.database_slots"],
-        guard.breaker if guard is not None else None,
-    )
+    breaker = guard.breaker if guard is not None else None
+    if breaker is not None:
+        # A stall known: refused before any work (hashing a password, then
+        # refused, would burn CPU on every retry).
+        breaker.refuse_while_open()
+    claim = SlotClaim(current_app.extensions["myapp.database_slots"], breaker)
     token = _CLAIM.set(claim)
     try:
         yield
     finally:
-        _CLAIM.reset(token)
         claim.release()
+        _CLAIM.reset(token)
 
 
 def take_database_slot() -> None:

@@ -135,6 +135,22 @@ def test_a_request_meeting_a_stalled_database_does_not_wait_for_a_slot(backing):
     assert app.test_client().get("/books/?per_page=1").status_code == 200
 
 
+def test_a_request_meeting_a_stalled_database_is_refused_before_any_work(backing):
+    """A registration hashes its password before its first statement; while a
+    stall is known it is refused before that (its body is not even checked), or
+    every retry would burn a hash on the way to its 503."""
+    _postgres, _redis, app = backing
+    breaker = app.extensions["myapp.stall_guard"].breaker
+    breaker.failed()
+    try:
+        response = app.test_client().post("/users/", json={"email": "not an address"})
+        assert_error(response, 503, "service_unavailable")
+    finally:
+        breaker.answered()
+    response = app.test_client().post("/users/", json={"email": "not an address"})
+    assert_error(response, 400, "validation_error")
+
+
 def test_a_connection_left_out_of_every_pool_lets_go_of_its_socket(backing):
     """A pool discarded while one of its connections is checked out (the other
     pool met a dead connection): that connection, returned to a pool nothing
