@@ -83,8 +83,7 @@ def command(source: Path) -> list:
         source / "myapp.ini",
         "--home",
         source / ".venv",
-        "--http-socket",
-        "127.0.0.1:{port}",
+        *servers.UWSGI_HTTP,
     ]
 
 

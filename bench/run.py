@@ -332,8 +332,8 @@ def start_servers(stack: ExitStack, env: dict, workdir: Path) -> dict:
     """Every server, each with WORKERS workers; returns name -> (base URL, pid)."""
     started = {}
     for name, (_, command) in SERVERS.items():
-        if "uwsgi" in name:  # wrk speaks HTTP, nginx the uwsgi protocol
-            command = command + ["--http-socket", "127.0.0.1:{port}"]
+        if "uwsgi" in name:
+            command = command + servers.UWSGI_HTTP
         ready = "/healthz" if name.startswith("myapp") else "/books/1"
         context = servers.http_server(name, command, env, workdir, ready)
         started[name] = stack.enter_context(context)

@@ -18,6 +18,9 @@ from myapp.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# What a uWSGI server under test also listens on: wrk speaks HTTP, where nginx
+# speaks the uwsgi protocol to myapp.ini's socket. `http_server` fills in {port}.
+UWSGI_HTTP = ["--http-socket", "127.0.0.1:{port}"]
 
 
 @contextmanager

@@ -57,7 +57,7 @@ def main() -> None:
         }
         book = prepare(env)
         command = [servers.BIN / "uwsgi", "--ini", "myapp.ini"]
-        command += ["--http-socket", "127.0.0.1:{port}"]
+        command += servers.UWSGI_HTTP
         base, master = stack.enter_context(
             servers.http_server("myapp-uwsgi", command, env, workdir, "/healthz")
         )
