@@ -225,7 +225,8 @@ _CLAIM: ContextVar["SlotClaim | None"] = ContextVar("database_slot", default=Non
 
 class SlotClaim:
     """One request's claim on one of its process's database slots: taken at the
-    request's first use of the database, held until the request ends."""
+    request's first use of the database, held until the request ends or gives it
+    back (`give_back_database_slot`)."""
 
     __slots__ = ("slots", "breaker", "held")
 
@@ -275,6 +276,15 @@ def take_database_slot() -> None:
     claim = _CLAIM.get()
     if claim is not None and not claim.held:
         claim.take()
+
+
+def give_back_database_slot() -> None:
+    """The request is done with the database for now (myapp/transactions.py:
+    `let_the_database_go`): its slot is free for another; its next use takes one
+    again."""
+    claim = _CLAIM.get()
+    if claim is not None:
+        claim.release()
 
 
 def init_app(app, engines: list[Engine]) -> None:

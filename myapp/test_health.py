@@ -6,8 +6,10 @@ import threading
 import time
 
 from argon2 import PasswordHasher
+from sqlalchemy import event
 
 from myapp import create_app
+from myapp.db import sql
 from myapp.ops import IN_MEMORY
 from myapp.stalls import SLOT_WAIT_SECONDS
 from myapp.testing import UNREACHABLE_REDIS, assert_error
@@ -107,6 +109,50 @@ def test_a_registration_hashes_its_password_without_holding_a_database_slot(
     threading.Timer(held_for, slots.release).start()
     body = {"email": "slow@example.com", "password": "a slow password", "name": "S"}
     assert app.test_client().post("/users/", json=body).status_code == 201
+
+
+def test_a_sign_in_checks_its_password_without_holding_a_database_slot(make_app):
+    """A sign-in reads the account, then lets the database go while it checks the
+    password: during the check, the one slot of WEB_THREADS=2 is free for another
+    request (before, the check held it, and a request waiting behind a few
+    sign-ins was a 503). The check is tuned to take over a second."""
+    hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    one_pass = min(timed(hasher.hash, "calibrate") for _ in range(3))
+    app = make_app(
+        WEB_THREADS=2,
+        ARGON2_TIME_COST=math.ceil(1.5 / one_pass),
+        ARGON2_MEMORY_COST=8192,
+        ARGON2_PARALLELISM=1,
+    )
+    client = app.test_client()
+    body = {"email": "slow@example.com", "password": "a slow password", "name": "S"}
+    assert client.post("/users/", json=body).status_code == 201
+    account_read = threading.Event()
+
+    def on_statement(_conn, _cursor, statement, *_args):
+        if "FROM users" in statement:
+            account_read.set()
+
+    with app.app_context():
+        engine = sql.engine
+    event.listen(engine, "after_cursor_execute", on_statement)
+    answers = []
+    credentials = {"email": body["email"], "password": body["password"]}
+    sign_in = threading.Thread(
+        target=lambda: answers.append(client.post("/users/tokens", json=credentials))
+    )
+    try:
+        sign_in.start()
+        assert account_read.wait(timeout=5)
+        slots = app.extensions["myapp.database_slots"]
+        assert slots.acquire(timeout=SLOT_WAIT_SECONDS), "the check held the slot"
+        checking = sign_in.is_alive()
+        slots.release()
+        sign_in.join(timeout=30)
+    finally:
+        event.remove(engine, "after_cursor_execute", on_statement)
+    assert checking, "the sign-in ended before its slot was taken: not shown"
+    assert answers[0].status_code == 201
 
 
 def test_readiness_names_the_database_when_it_is_down(redis_url):

@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from myapp import telemetry
 from myapp.db import sql
+from myapp.stalls import give_back_database_slot
 
 # How long a read keeps trying to reach a database that refused a connection: a
 # restart of PgBouncer or PostgreSQL is gone in well under that; a longer outage is
@@ -69,6 +70,19 @@ def commit() -> None:
         raise
     g.pop("after_rollback", None)
     run_follow_ups("after_commit")
+
+
+def let_the_database_go() -> None:
+    """Before CPU work in the middle of a request (checking a password): the
+    request's transaction ends, its connection goes back to its pool and its
+    database slot to the requests waiting for one; the next use of the database
+    takes them again, in a new transaction. Only for a request that has written
+    nothing yet: what it read may change meanwhile, and the write that follows
+    must hold its own condition (myapp/users/models.py: replace_password_hash)."""
+    if sql.session.new or sql.session.dirty or sql.session.deleted:
+        raise RuntimeError("let_the_database_go with writes pending: commit first")
+    sql.session.rollback()
+    give_back_database_slot()
 
 
 def after_commit(step: str, callback) -> None:

@@ -3,13 +3,8 @@ hashes, roles, and the last admin kept. Their sign-in sessions and tokens are
 in sessions.py."""
 
 import unicodedata
-import uuid
-from functools import cache
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app
-from sqlalchemy import CheckConstraint, Index, String, or_, select
+from sqlalchemy import CheckConstraint, Index, String, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from myapp.auth import ROLES
@@ -18,6 +13,13 @@ from myapp.errors import ApiError, conflict, not_found, unauthorized
 from myapp.pagination import ListQuery, Page
 from myapp.schema import TIMESTAMP, email_address, object_schema, text_schema, validate
 from myapp.sql_model import SqlModel, Timestamped, contains_any_case, iso
+from myapp.transactions import let_the_database_go
+from myapp.users.passwords import (
+    hash_password,
+    needs_rehash,
+    verify_nobodys_password,
+    verify_password,
+)
 
 NAME = text_schema(100)
 PASSWORD = {"type": "string", "minLength": 10, "maxLength": 128}
@@ -152,21 +154,40 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         return user
 
     @classmethod
-    def authenticate(cls, email: str, password: str) -> "UserModel":
-        """The user with these credentials, else 401 with one message for every
-        failure, taking the same time whether or not the email exists."""
-        user = cls.by_email(email)
+    def authenticate(cls, email: str, password: str):
+        """The row (id, role) of the user with these credentials, else 401 with one
+        message for every failure, taking the same time whether or not the email
+        exists. The password is checked after the request has let the database
+        go: a check holds no connection, no slot and no lock (on SQLite, the one
+        write lock) for its hundreds of milliseconds."""
+        user = sql.session.execute(
+            select(cls.id, cls.role, cls.password_hash).where(
+                cls.email_canonical == canonical_email(email)
+            )
+        ).first()
+        let_the_database_go()
         if user is None:
-            verify_password(dummy_hash(*argon2_params()), password)
+            verify_nobodys_password(password)
             raise bad_credentials()
         if not verify_password(user.password_hash, password):
             raise bad_credentials()
-        if password_hasher(*argon2_params()).check_needs_rehash(user.password_hash):
-            user.set_password(password)
+        if needs_rehash(user.password_hash):
+            cls.replace_password_hash(user.id, user.password_hash, password)
         return user
 
+    @classmethod
+    def replace_password_hash(cls, user_id: int, old_hash: str, password: str):
+        """Hash the password at today's cost, if the user's hash is still
+        `old_hash`: a password changed since it was checked stays changed."""
+        new_hash = hash_password(password)
+        sql.session.execute(
+            update(cls)
+            .where(cls.id == user_id, cls.password_hash == old_hash)
+            .values(password_hash=new_hash)
+        )
+
     def set_password(self, password: str) -> None:
-        self.password_hash = password_hasher(*argon2_params()).hash(password)
+        self.password_hash = hash_password(password)
 
     def update_profile(self, data: dict) -> set[str]:
         """Apply a self-service update; returns the fields changed."""
@@ -233,32 +254,3 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         ).all()
         if len(admins) <= 1:
             raise conflict("The last admin cannot be removed or demoted")
-
-
-def argon2_params() -> tuple[int, int, int]:
-    config = current_app.config
-    return (
-        config["ARGON2_TIME_COST"],
-        config["ARGON2_MEMORY_COST"],
-        config["ARGON2_PARALLELISM"],
-    )
-
-
-@cache
-def password_hasher(time_cost: int, memory_cost: int, parallelism: int):
-    """Argon2id (argon2-cffi's default type) with the configured cost."""
-    return PasswordHasher(
-        time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism
-    )
-
-
-@cache
-def dummy_hash(time_cost: int, memory_cost: int, parallelism: int) -> str:
-    return password_hasher(time_cost, memory_cost, parallelism).hash(uuid.uuid4().hex)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return password_hasher(*argon2_params()).verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False

@@ -91,7 +91,7 @@ class SessionModel:
     @classmethod
     def create(cls, data: dict) -> "SessionModel":
         """Sign in: a new session for the user these credentials belong to (401 if
-        they belong to nobody); `session.user` is that user."""
+        they belong to nobody); `session.user` is that user's row (id, role)."""
         validate(cls.write_schema, data)
         user = UserModel.authenticate(data["email"], data["password"])
         now = iso(utcnow())
@@ -234,8 +234,9 @@ class SessionModel:
         return False
 
 
-def token_pair(user: UserModel, session: SessionModel) -> dict:
-    """A fresh access/refresh pair for a session."""
+def token_pair(user, session: SessionModel) -> dict:
+    """A fresh access/refresh pair for a session of `user` (a UserModel, or a row
+    with its id and role)."""
     identity = str(user.id)
     access = tokens.issue(identity, "access", {"sid": session.id, "role": user.role})
     refresh = tokens.issue(

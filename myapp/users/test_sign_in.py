@@ -157,3 +157,37 @@ def test_an_expired_refresh_token_is_401(app, client, member):
     expired = reissued(app, member.refresh_token, timedelta(seconds=-1))
     response = client.post("/users/tokens/refresh", headers=bearer(expired))
     assert_error(response, 401, "unauthorized")
+
+
+def stored_hash(app, email: str) -> str:
+    with app.app_context():
+        return UserModel.by_email(email).password_hash
+
+
+def test_a_hash_made_at_another_cost_is_remade_at_sign_in(make_app):
+    """A password hashed before ARGON2_* changed is hashed again, at today's cost,
+    the next time its owner signs in; it still signs them in afterwards."""
+    cheap = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 8192}
+    make_app(**cheap).test_client().post("/users/", json=NEW_USER)
+    app = make_app(ARGON2_TIME_COST=2, ARGON2_MEMORY_COST=8192)
+    before = stored_hash(app, NEW_USER["email"])
+    credentials = {"email": NEW_USER["email"], "password": NEW_USER["password"]}
+    assert app.test_client().post("/users/tokens", json=credentials).status_code == 201
+    after = stored_hash(app, NEW_USER["email"])
+    assert "m=8192,t=1," in before and "m=8192,t=2," in after
+    assert app.test_client().post("/users/tokens", json=credentials).status_code == 201
+    assert stored_hash(app, NEW_USER["email"]) == after  # once only
+
+
+def test_a_rehash_never_undoes_a_password_changed_meanwhile(app, member):
+    """The hash a sign-in checked is remade only if it is still the stored one: a
+    password changed while the check ran stays changed."""
+    with app.app_context():
+        user = UserModel.by_email(member.email)
+        changed = user.password_hash
+        UserModel.replace_password_hash(user.id, "the hash that was checked", PASSWORD)
+        sql.session.commit()
+        assert stored_hash(app, member.email) == changed
+        UserModel.replace_password_hash(user.id, changed, PASSWORD)  # still stored
+        sql.session.commit()
+    assert stored_hash(app, member.email) != changed
