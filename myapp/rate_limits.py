@@ -1,9 +1,10 @@
 """Rate limits, counted in Redis so that every process and host shares them.
 
 RATELIMIT_DEFAULT is one budget per identity across every API endpoint: the user
-of a valid token, else the client address (the proxy-corrected one when
-TRUSTED_PROXIES is set). Signing in, re-authenticating and registering also have
-tighter limits of their own (`Limit`, a decorator). The docs, health and metrics,
+of a valid token, else the client's network (`client_network`: its IPv4 address,
+or its IPv6 /64; the proxy-corrected one when TRUSTED_PROXIES is set). Signing
+in, re-authenticating and registering also have tighter limits of their own
+(`Limit`, a decorator). The docs, health and metrics,
 and CORS preflights count nothing.
 
 Each limit a request meets is one call of one Redis script that counts the hit in
@@ -23,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import cache, wraps
+from ipaddress import ip_address, ip_network
 
 from flask import Flask, current_app, g, request
 from limits import RateLimitItem, parse_many
@@ -123,8 +125,29 @@ def identity_key() -> str:
 
 
 def address_key() -> str:
-    """The client's address (the proxy-corrected one when TRUSTED_PROXIES is set)."""
-    return "ip:" + (request.remote_addr or "unknown")
+    """The client's network (`client_network`) as a key."""
+    return "ip:" + client_network()
+
+
+# An IPv6 client is given a /64 at least (RFC 6177) and picks addresses within it
+# at will (RFC 8981 makes new ones every day): counted per address, it would have
+# 2^64 budgets. So an IPv6 client is counted per /64, an IPv4 one per address.
+IPV6_PREFIX = 64
+
+
+def client_network() -> str:
+    """The network a client's address limits count against: the address for IPv4
+    (also when written IPv4-mapped, ::ffff:a.b.c.d), its /64 for IPv6. The address
+    is the proxy-corrected one when TRUSTED_PROXIES is set."""
+    try:
+        address = ip_address(request.remote_addr or "")
+    except ValueError:
+        return request.remote_addr or "unknown"  # a Unix socket's peer, say
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if address.version == 6:
+        return str(ip_network(f"{address}/{IPV6_PREFIX}", strict=False))
+    return str(address)
 
 
 class Limit:

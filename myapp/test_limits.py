@@ -11,7 +11,7 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from myapp.rate_limits import key_or_address
+from myapp.rate_limits import address_key, client_network, key_or_address
 from myapp.testing import assert_error
 from myapp.users.testing import NEW_USER
 
@@ -206,6 +206,72 @@ def test_sign_in_limit_is_per_address(client, member):
         "/users/tokens", json=wrong, environ_base={"REMOTE_ADDR": "192.0.2.7"}
     )
     assert_error(elsewhere, 401, "unauthorized")
+
+
+# Addresses a client of one IPv6 /64 can take at will: each limit counts them as one.
+ONE_SLASH_64 = [
+    "2001:db8:1:2::1",
+    "2001:db8:1:2:ffff:ffff:ffff:ffff",
+    "2001:db8:1:2::9",
+]
+ANOTHER_SLASH_64 = "2001:db8:1:3::1"
+
+
+def from_address(address: str) -> dict:
+    return {"environ_base": {"REMOTE_ADDR": address}}
+
+
+def test_an_ipv6_client_cannot_escape_a_limit_by_changing_its_address(make_app):
+    """Sign-in, registration and the anonymous budget each count an IPv6 client
+    per /64: a new address in it for every request is still the same budget; the
+    next /64 is another client."""
+    client = make_app(
+        RATELIMIT_LOGIN="2 per minute",
+        RATELIMIT_REGISTER="2 per minute",
+        RATELIMIT_DEFAULT="6 per minute",
+    ).test_client()
+    wrong = {"email": "someone@example.com", "password": "wrong password"}
+    signing_in = [
+        client.post("/users/tokens", json=wrong, **from_address(address))
+        for address in ONE_SLASH_64
+    ]
+    assert [response.status_code for response in signing_in] == [401, 401, 429]
+    elsewhere = client.post(
+        "/users/tokens", json=wrong, **from_address(ANOTHER_SLASH_64)
+    )
+    assert_error(elsewhere, 401, "unauthorized")
+    registering = [
+        client.post(
+            "/users/",
+            json={**NEW_USER, "email": f"v6-{n}@example.com"},
+            **from_address(address),
+        )
+        for n, address in enumerate(ONE_SLASH_64)
+    ]
+    assert [response.status_code for response in registering] == [201, 201, 429]
+    # The anonymous budget counts every request first: the 3 sign-ins and the 3
+    # registrations from ONE_SLASH_64 spent its 6, as one client's;
+    # ANOTHER_SLASH_64 has spent 1 of its own.
+    assert_error(
+        client.get("/books/", **from_address("2001:db8:1:2::42")), 429, "rate_limited"
+    )
+    assert client.get("/books/", **from_address(ANOTHER_SLASH_64)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "address, network",
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),  # IPv4, written as IPv6
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),  # one spelling of each
+        ("::1", "::/64"),
+    ],
+)
+def test_limits_count_an_ipv4_address_or_an_ipv6_slash_64(app, address, network):
+    with app.test_request_context(**from_address(address)):
+        assert client_network() == network
+        assert address_key() == f"ip:{network}"
 
 
 def test_guessing_the_current_password_is_throttled(client, member):

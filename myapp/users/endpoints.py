@@ -1,11 +1,11 @@
 """/users: registration, tokens and sessions, your profile, and user admin."""
 
-from flask import g, request
+from flask import g
 
 from myapp.api import Resource, make_api, no_content
 from myapp.auth import check_revocation_with, current_identity
 from myapp.conditional import check_if_match, created, single_response
-from myapp.rate_limits import Limit
+from myapp.rate_limits import Limit, client_network
 from myapp.tokens import request_claims
 from myapp.pagination import ListParams, list_schema, page_response
 from myapp.schema import json_body, text_schema
@@ -52,12 +52,13 @@ SESSION_LIST = ListParams(["created_at", "refreshed_at"], "-created_at", cursors
 
 
 def login_rate_key() -> str:
-    """Sign-in attempts count per client address and account (the body was parsed,
-    and refused if it is not JSON, before any limit is counted)."""
+    """Sign-in attempts count per client network (an IPv4 address, an IPv6 /64)
+    and account (the body was parsed, and refused if it is not JSON, before any
+    limit is counted)."""
     body = g.get("json_body")
     email = body.get("email") if isinstance(body, dict) else None
     email = canonical_email(email) if isinstance(email, str) else ""
-    return f"login:{request.remote_addr}:{email}"
+    return f"login:{client_network()}:{email}"
 
 
 def sends_current_password() -> bool:
@@ -74,7 +75,7 @@ reauth_limit = Limit(
     lambda: f"reauth:{g.user_id}",
     unless=lambda: not sends_current_password(),
 )
-register_limit = Limit("RATELIMIT_REGISTER", lambda: f"register:{request.remote_addr}")
+register_limit = Limit("RATELIMIT_REGISTER", lambda: f"register:{client_network()}")
 
 
 # An answer that carries tokens is kept by no cache (RFC 6749, 5.1).
