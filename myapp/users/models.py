@@ -3,6 +3,7 @@ hashes, roles, and the last admin kept. Their sign-in sessions and tokens are
 in sessions.py."""
 
 import unicodedata
+from dataclasses import dataclass
 
 from sqlalchemy import CheckConstraint, Index, String, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column, validates
@@ -189,23 +190,42 @@ class UserModel(SqlModel, Timestamped, sql.Model):
     def set_password(self, password: str) -> None:
         self.password_hash = hash_password(password)
 
-    def update_profile(self, data: dict) -> set[str]:
-        """Apply a self-service update; returns the fields changed."""
-        validate(self.profile_schema, data)
+    @classmethod
+    def check_profile_update(cls, user_id: int, data: dict) -> "ProfileUpdate":
+        """A self-service update, checked before the user's row is locked: its body
+        (400), and whenever current_password is sent, that it is right (401) and,
+        for a new password, its hash. The checks run after the request has let
+        the database go, holding no lock (on SQLite, no write lock) through them."""
+        validate(cls.profile_schema, data)
         # Changing the password is a re-authentication: the current one must come
         # along, and whenever it is sent it must be right.
         if "password" in data and "current_password" not in data:
             raise bad_credentials("Send current_password to change your password")
-        if "current_password" in data and not verify_password(
-            self.password_hash, data["current_password"]
-        ):
+        if "current_password" not in data:
+            return ProfileUpdate(data)
+        user = cls.read_row(user_id)
+        let_the_database_go()
+        if user is None:
+            raise bad_credentials("This account no longer exists")
+        if not verify_password(user.password_hash, data["current_password"]):
             raise bad_credentials("Current password is incorrect")
-        if "password" in data:
-            self.set_password(data["password"])
-        if "name" in data:
-            self.name = data["name"]
+        new_hash = hash_password(data["password"]) if "password" in data else None
+        return ProfileUpdate(data, user.password_hash, new_hash)
+
+    def update_profile(self, update: "ProfileUpdate") -> set[str]:
+        """Apply a checked self-service update to the locked user; returns the
+        fields changed. If the password changed since current_password was checked
+        (a rare race: another change, a rehash at sign-in), the check proves
+        nothing: it is made again, on the locked row (401 if wrong)."""
+        if update.checked_hash not in (None, self.password_hash):
+            if not verify_password(self.password_hash, update.data["current_password"]):
+                raise bad_credentials("Current password is incorrect")
+        if update.new_hash is not None:
+            self.password_hash = update.new_hash
+        if "name" in update.data:
+            self.name = update.data["name"]
         sql.session.flush()  # so updated_at, which the answer shows, is set
-        return set(data) - {"current_password"}
+        return set(update.data) - {"current_password"}
 
     @classmethod
     def get_for_admin_change(cls, user_id: int) -> "UserModel":
@@ -254,3 +274,13 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         ).all()
         if len(admins) <= 1:
             raise conflict("The last admin cannot be removed or demoted")
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    """A self-service update whose checks passed: the body, the password hash
+    current_password was checked against, and the new password's hash."""
+
+    data: dict
+    checked_hash: str | None = None
+    new_hash: str | None = None

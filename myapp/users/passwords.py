@@ -2,9 +2,11 @@
 
 A hash or a check takes tens to hundreds of milliseconds of CPU (the fleet test
 measured up to 2.8 s while a deploy built on its 2 cores). None is made while the
-request holds the database: a registration hashes before its first statement, and
-a sign-in reads the account, lets the database go (`transactions.
-let_the_database_go`) and then checks the password.
+request holds the database: a registration hashes before its first statement; a
+sign-in and a password change read the account, let the database go
+(`transactions.let_the_database_go`), then check the password and hash the new
+one, and write (a rehash, the change) on a row whose hash is still the one
+checked.
 """
 
 import uuid

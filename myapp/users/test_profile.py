@@ -5,9 +5,11 @@ import pytest
 from sqlalchemy import delete
 
 from myapp.db import sql
+from myapp.errors import ApiError
 from myapp.testing import PASSWORD, sign_in
 from myapp.testing import assert_error, assert_valid
-from myapp.users.models import UserModel
+from myapp.users.models import ProfileUpdate, UserModel
+from myapp.users.passwords import hash_password
 from myapp.testing import bearer
 from myapp.users.testing import NEW_USER, stored_user
 
@@ -82,6 +84,35 @@ def test_patch_me_password_needs_the_current_one(app, client, member, body):
     assert_error(response, 401, "unauthorized")
     after = stored_user(app, member.id)
     assert (after.password_hash, after.name) == (before.password_hash, before.name)
+
+
+@pytest.mark.parametrize(
+    "current, applied", [(PASSWORD, True), ("not my password", False)]
+)
+def test_a_password_changed_during_the_check_is_checked_again(
+    app, member, current, applied
+):
+    """current_password is checked before the row is locked; if the stored hash is
+    not the one it was checked against by then (another change, a rehash, won the
+    race), it is checked again against the locked row: right, the change is made;
+    wrong, a 401 and nothing changes."""
+    with app.test_request_context("/users/me", method="PATCH"):
+        user = UserModel.find(member.id, for_update=True)
+        stored, name = user.password_hash, user.name
+        race = ProfileUpdate(
+            {"name": "Raced", "current_password": current},
+            checked_hash="the hash the check was made against",
+            new_hash=hash_password("a brand new one"),
+        )
+        if applied:
+            assert user.update_profile(race) == {"name"}
+            assert (user.name, user.password_hash) == ("Raced", race.new_hash)
+        else:
+            with pytest.raises(ApiError) as refused:
+                user.update_profile(race)
+            assert refused.value.status == 401
+            assert (user.name, user.password_hash) == (name, stored)
+        sql.session.rollback()
 
 
 def test_patch_me_password_change_signs_out_other_sessions(client, member):
