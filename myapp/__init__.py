@@ -47,9 +47,10 @@ def create_app(config_name: str | None = None, test_config: dict | None = None):
         init_migrations(app)  # the `flask db` commands
     redis_store.init_app(app)  # before the rate limits and the cache, which use it
     init_cors(app)
-    # The body is read before the rate limits are counted (myapp/schema.py).
-    app.before_request(read_json_body)
+    # Every routed request spends its identity's budget first, whatever its body;
+    # then the body is read, once, before an operation's own limits use it.
     rate_limits.init_app(app)
+    app.before_request(read_json_body)
     cache.init_app(app)
 
     ops.init_app(app)

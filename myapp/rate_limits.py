@@ -76,8 +76,9 @@ class Hit:
 
 
 def init_app(app: Flask) -> None:
-    """Count RATELIMIT_DEFAULT before each request (after its body is read: a key
-    may need it), and put the headers on each response."""
+    """Count RATELIMIT_DEFAULT before each request (before its body is read: a
+    body that is not JSON spends the budget like any request), and put the
+    headers on each response."""
     client = app.extensions["myapp.redis"]  # made by redis_store.init_app
     app.extensions["myapp.rate_limits"] = WindowCounter(client.register_script(SCRIPT))
     app.before_request(count_identity)

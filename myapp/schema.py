@@ -235,9 +235,10 @@ def request_body() -> bytes:
 
 def read_json_body() -> None:
     """Before anything else looks at it (a rate limit's key among them): a JSON
-    body is read and parsed once, as the request comes in. One that is not JSON
-    (or too large) is refused here, before any limit is counted, so no body can
-    make a limit misbehave."""
+    body is read and parsed once, as the request comes in, after the request has
+    spent its identity's budget (RATELIMIT_DEFAULT, which needs no body). One that
+    is not JSON (or too large) is refused here, before any limit that reads the
+    body is counted, so no body can make a limit misbehave."""
     if request.is_json and (
         request.content_length or request.headers.get("Transfer-Encoding")
     ):

@@ -1,8 +1,9 @@
 """Rate limits (myapp/rate_limits.py), every test of them: one budget per identity,
 the sign-in, re-authentication and registration limits, their headers, what counts
-nothing, and what an attacker cannot switch off: a body that is not JSON is refused
-before any limit counts and cannot make the limits leave Redis; a key function
-never raises; a real Redis failure shows in the log, /metrics and /readiness.
+nothing, and what an attacker cannot switch off: a body that is not JSON spends
+the budget, is refused before any limit that reads the body counts, and cannot
+make the limits leave Redis; a key function never raises; a real Redis failure
+shows in the log, /metrics and /readiness.
 test_limits_live.py tries them against a live gunicorn, where processes matter."""
 
 import json
@@ -39,20 +40,28 @@ HOSTILE_BODIES = {
 
 
 @pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
-def test_a_body_that_is_not_json_counts_nothing_and_keeps_limits_in_redis(
+def test_a_body_that_is_not_json_spends_the_budget_only_and_keeps_limits_in_redis(
     make_app, member, redis_client, body
 ):
-    client = make_app(RATELIMIT_LOGIN="3 per minute").test_client()
+    """Each hostile body is a 400 that spends its sender's budget, as any request
+    does (a flood of them meets the 429 like any other), counts toward no limit
+    that reads the body, and never makes the limits leave Redis."""
+    client = make_app(
+        RATELIMIT_LOGIN="3 per minute", RATELIMIT_DEFAULT="14 per minute"
+    ).test_client()
     failures = storage_failures()
-    for _ in range(10):
+    for spent in range(1, 11):
         response = client.post(
             "/users/tokens", data=body, content_type="application/json"
         )
         assert_error(response, 400, "bad_request")
-        assert "X-RateLimit-Remaining" not in response.headers  # counted nothing
+        assert response.headers["X-RateLimit-Limit"] == "14"
+        assert response.headers["X-RateLimit-Remaining"] == str(14 - spent)
     wrong = {"email": member.email, "password": "a wrong password"}
     statuses = [client.post("/users/tokens", json=wrong).status_code for _ in range(4)]
-    assert statuses == [401, 401, 401, 429]
+    assert statuses == [401, 401, 401, 429]  # the sign-in limit's 3: none spent
+    response = client.post("/users/tokens", data=body, content_type="application/json")
+    assert_error(response, 429, "rate_limited")  # the budget's 14: all spent
     assert redis_client.keys("*login*"), "the sign-in limit is not counted in Redis"
     assert storage_failures() == failures
 
