@@ -237,24 +237,41 @@ def add_book(client, staff):
 
 
 @pytest.fixture
-def committing_app(database_url, redis_url, redis_client):
-    """An app whose requests really commit (for concurrency tests: each request has
-    its own connection). Its tables are emptied and Redis flushed afterwards."""
-    app = create_app(
-        "testing", {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url}
-    )
-    app.test_client_class = ContractClient
-    yield app
-    with app.app_context():
-        sql.session.remove()
-        for table in reversed(sql.metadata.sorted_tables):
-            # row_counts is kept by triggers as the other tables empty
-            if table is not RowCount.__table__:
-                sql.session.execute(table.delete())
-        sql.session.commit()
-        for engine in sql.engines.values():
-            engine.dispose()
+def make_committing_app(database_url, redis_url, redis_client):
+    """Build apps, with config overrides, whose requests really commit (for
+    concurrency tests: each request has its own connection). The tables are
+    emptied and Redis flushed afterwards."""
+    made = []
+
+    def build(**overrides):
+        config = {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url}
+        app = create_app("testing", {**config, **overrides})
+        app.test_client_class = ContractClient
+        made.append(app)
+        return app
+
+    yield build
+    for app in made:
+        with app.app_context():
+            sql.session.remove()
+    if made:
+        with made[0].app_context():
+            for table in reversed(sql.metadata.sorted_tables):
+                # row_counts is kept by triggers as the other tables empty
+                if table is not RowCount.__table__:
+                    sql.session.execute(table.delete())
+            sql.session.commit()
+    for app in made:
+        with app.app_context():
+            for engine in sql.engines.values():
+                engine.dispose()
     redis_client.flushdb()
+
+
+@pytest.fixture
+def committing_app(make_committing_app):
+    """An app whose requests really commit (`make_committing_app`)."""
+    return make_committing_app()
 
 
 @pytest.fixture(scope="session")

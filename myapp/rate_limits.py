@@ -142,8 +142,8 @@ def client_network() -> str:
     is the proxy-corrected one when TRUSTED_PROXIES is set."""
     try:
         address = ip_address(request.remote_addr or "")
-    except ValueError:
-        return request.remote_addr or "unknown"  # a Unix socket's peer, say
+    except ValueError:  # none (a Unix socket's peer), or not an address: one key
+        return "unknown"  # for all, not a budget per spelling
     if address.version == 6 and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     if address.version == 6:

@@ -7,13 +7,18 @@ import time
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import event
 
 from myapp import create_app
 from myapp.db import sql
 from myapp.ops import IN_MEMORY
 from myapp.stalls import SLOT_WAIT_SECONDS
-from myapp.testing import UNREACHABLE_REDIS, assert_error
+from myapp.testing import (
+    UNREACHABLE_REDIS,
+    assert_error,
+    during_the_password_check,
+    slow_password_checks,
+    timed,
+)
 
 # --- Ops
 
@@ -80,12 +85,6 @@ def test_a_request_takes_a_database_slot_only_when_it_first_uses_the_database(
         slots.release()
 
 
-def timed(call, *args) -> float:
-    started = time.monotonic()
-    call(*args)
-    return time.monotonic() - started
-
-
 def test_a_registration_hashes_its_password_without_holding_a_database_slot(
     make_app,
 ):
@@ -112,19 +111,6 @@ def test_a_registration_hashes_its_password_without_holding_a_database_slot(
     assert app.test_client().post("/users/", json=body).status_code == 201
 
 
-def app_with_slow_password_checks(make_app):
-    """WEB_THREADS=2 (one database slot), and an Argon2 cost tuned to take over a
-    second per hash or check (from the fastest of three passes)."""
-    hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
-    one_pass = min(timed(hasher.hash, "calibrate") for _ in range(3))
-    return make_app(
-        WEB_THREADS=2,
-        ARGON2_TIME_COST=math.ceil(1.2 / one_pass),
-        ARGON2_MEMORY_COST=8192,
-        ARGON2_PARALLELISM=1,
-    )
-
-
 SLOW = {"email": "slow@example.com", "password": "a slow password", "name": "S"}
 SIGN_IN = {"email": SLOW["email"], "password": SLOW["password"]}
 NEW_PASSWORD = {"current_password": SLOW["password"], "password": "a new password"}
@@ -138,44 +124,34 @@ NEW_PASSWORD = {"current_password": SLOW["password"], "password": "a new passwor
     ],
     ids=["sign-in", "password-change"],
 )
-def test_a_password_check_holds_no_database_slot(make_app, method, path, body, status):
+def test_a_password_check_holds_no_database_slot_nor_connection(
+    make_committing_app, method, path, body, status
+):
     """A sign-in, or a password change, reads the account, then lets the database
     go while it checks the password (and hashes the new one): meanwhile the one
-    slot of WEB_THREADS=2 is free for another request. (Before, the check held
-    it, with a transaction and on SQLite the write lock, and requests waiting
-    behind a few sign-ins were 503s.)"""
-    app = app_with_slow_password_checks(make_app)
+    slot of WEB_THREADS=2 is free for another request, and no connection of the
+    pool is out (its transaction, on SQLite the write lock, has ended). Before,
+    the check held them, and requests waiting behind a few sign-ins were 503s."""
+    app = slow_password_checks(make_committing_app)
     client = app.test_client()
     assert client.post("/users/", json=SLOW).status_code == 201
     token = client.post("/users/tokens", json=SIGN_IN).get_json()["access_token"]
-    account_read = threading.Event()
+    slots = app.extensions["myapp.database_slots"]
+    free = {}
 
-    def on_statement(_conn, _cursor, statement, *_args):
-        if "FROM users" in statement:
-            account_read.set()
+    def look():
+        free["slot"] = slots.acquire(timeout=SLOT_WAIT_SECONDS)
+        with app.app_context():
+            free["connections"] = sql.engine.pool.checkedout() == 0
+        if free["slot"]:
+            slots.release()
 
-    with app.app_context():
-        engine = sql.engine
-    event.listen(engine, "after_cursor_execute", on_statement)
-    answers = []
     headers = {"Authorization": f"Bearer {token}"}
-    checking = threading.Thread(
-        target=lambda: answers.append(
-            getattr(client, method)(path, json=body, headers=headers)
-        )
+    answer = during_the_password_check(
+        app, lambda: getattr(client, method)(path, json=body, headers=headers), look
     )
-    try:
-        checking.start()
-        assert account_read.wait(timeout=5)
-        slots = app.extensions["myapp.database_slots"]
-        assert slots.acquire(timeout=SLOT_WAIT_SECONDS), "the check held the slot"
-        still_checking = checking.is_alive()
-        slots.release()
-        checking.join(timeout=30)
-    finally:
-        event.remove(engine, "after_cursor_execute", on_statement)
-    assert still_checking, "the request ended before its slot was taken: not shown"
-    assert answers[0].status_code == status
+    assert free == {"slot": True, "connections": True}
+    assert answer.status_code == status
 
 
 def test_readiness_names_the_database_when_it_is_down(redis_url):

@@ -4,6 +4,8 @@ in the package so test modules in each feature can import them)."""
 import base64
 import itertools
 import json
+import math
+import threading
 from dataclasses import dataclass
 import socket
 import time
@@ -12,10 +14,13 @@ import uuid
 
 import requests
 
+from argon2 import PasswordHasher
 from flask.testing import FlaskClient
+from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
 from myapp import create_app, init_migrations, tokens
+from myapp.db import sql
 from myapp.errors import ERROR_SCHEMA
 from myapp.headers import RESPONSE_HEADERS
 from myapp.openapi import WHOLE_API
@@ -246,3 +251,50 @@ def reissued(app, token: str, lifetime: timedelta) -> str:
     kept = {name: claims[name] for name in ("sid", "role", "jti") if name in claims}
     with app.app_context():
         return tokens.issue(claims["sub"], claims["type"], kept, lifetime)
+
+
+def timed(call, *args) -> float:
+    started = time.monotonic()
+    call(*args)
+    return time.monotonic() - started
+
+
+def slow_password_checks(make_app):
+    """An app with WEB_THREADS=2 (one database slot) and an Argon2 cost tuned to
+    take over a second per hash or check, from the fastest of three passes (one
+    slowed by the scheduler would make it too short)."""
+    hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    one_pass = min(timed(hasher.hash, "calibrate") for _ in range(3))
+    return make_app(
+        WEB_THREADS=2,
+        ARGON2_TIME_COST=math.ceil(1.2 / one_pass),
+        ARGON2_MEMORY_COST=8192,
+        ARGON2_PARALLELISM=1,
+    )
+
+
+def during_the_password_check(app, send, meanwhile):
+    """`send()` a request that checks a password in a thread; once it has read the
+    account (its `FROM users` statement ran), run `meanwhile()` while the check
+    still runs. Returns the request's response."""
+    account_read = threading.Event()
+
+    def on_statement(_conn, _cursor, statement, *_args):
+        if "FROM users" in statement:
+            account_read.set()
+
+    with app.app_context():
+        engine = sql.engine
+    event.listen(engine, "after_cursor_execute", on_statement)
+    answers = []
+    checking = threading.Thread(target=lambda: answers.append(send()))
+    try:
+        checking.start()
+        assert account_read.wait(timeout=10)
+        meanwhile()
+        still_checking = checking.is_alive()
+        checking.join(timeout=30)
+    finally:
+        event.remove(engine, "after_cursor_execute", on_statement)
+    assert still_checking, "the request ended before `meanwhile` was done: not shown"
+    return answers[0]

@@ -77,8 +77,10 @@ def let_the_database_go() -> None:
     request's transaction ends, its connection goes back to its pool and its
     database slot to the requests waiting for one; the next use of the database
     takes them again, in a new transaction. Only for a request that has written
-    nothing yet: what it read may change meanwhile, and the write that follows
-    must hold its own condition (myapp/users/models.py: replace_password_hash)."""
+    nothing yet (pending ORM changes are refused here; a flushed write or a Core
+    statement would be rolled back: the caller answers for it). What it read may
+    change meanwhile: what follows must make sure it did not (myapp/users/
+    models.py: `replace_password_hash`, `unchanged_since`)."""
     if sql.session.new or sql.session.dirty or sql.session.deleted:
         raise RuntimeError("let_the_database_go with writes pending: commit first")
     sql.session.rollback()

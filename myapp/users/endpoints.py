@@ -53,7 +53,7 @@ SESSION_LIST = ListParams(["created_at", "refreshed_at"], "-created_at", cursors
 
 def login_rate_key() -> str:
     """Sign-in attempts count per client network (an IPv4 address, an IPv6 /64)
-    and account (the body was parsed, and refused if it is not JSON, before any
+    and account (the body was parsed, and refused if it is not JSON, before this
     limit is counted)."""
     body = g.get("json_body")
     email = body.get("email") if isinstance(body, dict) else None

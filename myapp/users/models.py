@@ -4,6 +4,7 @@ in sessions.py."""
 
 import unicodedata
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import CheckConstraint, Index, String, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column, validates
@@ -155,36 +156,52 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         return user
 
     @classmethod
-    def authenticate(cls, email: str, password: str):
-        """The row (id, role) of the user with these credentials, else 401 with one
-        message for every failure, taking the same time whether or not the email
-        exists. The password is checked after the request has let the database
-        go: a check holds no connection, no slot and no lock (on SQLite, the one
-        write lock) for its hundreds of milliseconds."""
-        user = sql.session.execute(
+    def authenticate(cls, email: str, password: str) -> "CheckedAccount":
+        """The account with these credentials, else 401 with one message for every
+        failure, taking the same time whether or not the email exists. The password
+        is checked after the request has let the database go: a check holds no
+        connection, no slot and no lock (on SQLite, the one write lock) for its
+        hundreds of milliseconds. A hash made at an older cost is made again."""
+        account = sql.session.execute(
             select(cls.id, cls.role, cls.password_hash).where(
                 cls.email_canonical == canonical_email(email)
             )
         ).first()
         let_the_database_go()
-        if user is None:
+        if account is None:
             verify_nobodys_password(password)
             raise bad_credentials()
-        if not verify_password(user.password_hash, password):
+        checked = CheckedAccount(*account)
+        if not verify_password(checked.password_hash, password):
             raise bad_credentials()
-        if needs_rehash(user.password_hash):
-            cls.replace_password_hash(user.id, user.password_hash, password)
-        return user
+        if needs_rehash(checked.password_hash):
+            checked = cls.replace_password_hash(checked, password)
+        return checked
 
     @classmethod
-    def replace_password_hash(cls, user_id: int, old_hash: str, password: str):
-        """Hash the password at today's cost, if the user's hash is still
-        `old_hash`: a password changed since it was checked stays changed."""
+    def replace_password_hash(
+        cls, checked: "CheckedAccount", password: str
+    ) -> "CheckedAccount":
+        """Hash the password at today's cost, if the account's hash is still the
+        one checked; else (the password changed meanwhile) a 401."""
         new_hash = hash_password(password)
-        sql.session.execute(
+        replaced = sql.session.execute(
             update(cls)
-            .where(cls.id == user_id, cls.password_hash == old_hash)
+            .where(cls.id == checked.id, cls.password_hash == checked.password_hash)
             .values(password_hash=new_hash)
+        )
+        if replaced.rowcount != 1:
+            raise bad_credentials()
+        return checked._replace(password_hash=new_hash)
+
+    @classmethod
+    def unchanged_since(cls, checked: "CheckedAccount") -> bool:
+        """Whether the account still has the password hash and role it had when
+        its password was checked (it was not changed, nor deleted, meanwhile)."""
+        row = cls.read_row(checked.id)
+        return row is not None and (row.password_hash, row.role) == (
+            checked.password_hash,
+            checked.role,
         )
 
     def set_password(self, password: str) -> None:
@@ -216,7 +233,8 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         """Apply a checked self-service update to the locked user; returns the
         fields changed. If the password changed since current_password was checked
         (a rare race: another change, a rehash at sign-in), the check proves
-        nothing: it is made again, on the locked row (401 if wrong)."""
+        nothing: it is made again, on the locked row (401 if wrong), the one
+        password check made while a request holds the database."""
         if update.checked_hash not in (None, self.password_hash):
             if not verify_password(self.password_hash, update.data["current_password"]):
                 raise bad_credentials("Current password is incorrect")
@@ -274,6 +292,14 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         ).all()
         if len(admins) <= 1:
             raise conflict("The last admin cannot be removed or demoted")
+
+
+class CheckedAccount(NamedTuple):
+    """An account as it was when its password was checked."""
+
+    id: int
+    role: str
+    password_hash: str
 
 
 @dataclass(frozen=True)

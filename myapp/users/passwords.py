@@ -6,7 +6,8 @@ request holds the database: a registration hashes before its first statement; a
 sign-in and a password change read the account, let the database go
 (`transactions.let_the_database_go`), then check the password and hash the new
 one, and write (a rehash, the change) on a row whose hash is still the one
-checked.
+checked. (The one exception is rare: a password that changed during a password
+change's check is checked again on the locked row.)
 """
 
 import uuid

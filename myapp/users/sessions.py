@@ -8,12 +8,12 @@ from flask import current_app, request
 
 from myapp import tokens
 from myapp.db import redis_store
-from myapp.transactions import after_commit
+from myapp.transactions import after_commit, after_rollback
 from myapp.errors import ApiError, not_found
 from myapp.pagination import ListQuery, Page
 from myapp.schema import TIMESTAMP, email_address, object_schema, validate
 from myapp.sql_model import iso, utcnow
-from myapp.users.models import UserModel
+from myapp.users.models import UserModel, bad_credentials
 
 # Rotate a session's refresh token if the presented one is current; a spent one
 # means the token was replayed, so the whole session ends. Atomic: of two
@@ -91,7 +91,8 @@ class SessionModel:
     @classmethod
     def create(cls, data: dict) -> "SessionModel":
         """Sign in: a new session for the user these credentials belong to (401 if
-        they belong to nobody); `session.user` is that user's row (id, role)."""
+        they belong to nobody); `session.user` is that user's account as checked
+        (id, role)."""
         validate(cls.write_schema, data)
         user = UserModel.authenticate(data["email"], data["password"])
         now = iso(utcnow())
@@ -111,6 +112,18 @@ class SessionModel:
         pipe.zadd(cls.index_key(session.user_id), {session.id: utcnow().timestamp()})
         pipe.expire(cls.index_key(session.user_id), session.ttl)
         pipe.execute()
+        # The password was checked with the database let go. A password or role
+        # change that committed meanwhile ended the user's sessions, perhaps before
+        # this one was written: so the account is read again after it was. Changed,
+        # the session goes and the sign-in is refused; unchanged, a change still to
+        # come ends this session with the others.
+        try:
+            if not UserModel.unchanged_since(user):
+                raise bad_credentials()
+        except Exception:  # refused, or the database failed: no session is left
+            session.delete()
+            raise
+        after_rollback("sign-in session removed", session.delete)
         return session
 
     @classmethod

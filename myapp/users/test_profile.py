@@ -9,7 +9,7 @@ from myapp.errors import ApiError
 from myapp.testing import PASSWORD, sign_in
 from myapp.testing import assert_error, assert_valid
 from myapp.users.models import ProfileUpdate, UserModel
-from myapp.users.passwords import hash_password
+from myapp.users.passwords import hash_password, verify_password
 from myapp.testing import bearer
 from myapp.users.testing import NEW_USER, stored_user
 
@@ -86,6 +86,18 @@ def test_patch_me_password_needs_the_current_one(app, client, member, body):
     assert (after.password_hash, after.name) == (before.password_hash, before.name)
 
 
+def test_a_password_change_is_checked_against_the_stored_hash(app, member):
+    """What the check before the lock carries to the write: the hash it checked
+    against (the stored one) and the new password's hash."""
+    body = {"current_password": PASSWORD, "password": "a brand new one"}
+    with app.test_request_context("/users/me", method="PATCH"):
+        stored = UserModel.find(member.id).password_hash
+        checked = UserModel.check_profile_update(member.id, body)
+        assert checked.checked_hash == stored
+        assert verify_password(checked.new_hash, "a brand new one")
+        sql.session.rollback()
+
+
 @pytest.mark.parametrize(
     "current, applied", [(PASSWORD, True), ("not my password", False)]
 )
@@ -100,12 +112,16 @@ def test_a_password_changed_during_the_check_is_checked_again(
         user = UserModel.find(member.id, for_update=True)
         stored, name = user.password_hash, user.name
         race = ProfileUpdate(
-            {"name": "Raced", "current_password": current},
+            {
+                "name": "Raced",
+                "password": "a brand new one",
+                "current_password": current,
+            },
             checked_hash="the hash the check was made against",
             new_hash=hash_password("a brand new one"),
         )
         if applied:
-            assert user.update_profile(race) == {"name"}
+            assert user.update_profile(race) == {"name", "password"}
             assert (user.name, user.password_hash) == ("Raced", race.new_hash)
         else:
             with pytest.raises(ApiError) as refused:

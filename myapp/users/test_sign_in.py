@@ -4,15 +4,19 @@ DELETE .../current; how long a session lives."""
 from datetime import timedelta
 
 import pytest
+from argon2 import PasswordHasher
+from sqlalchemy.exc import OperationalError
 
 from myapp.testing import PASSWORD, reissued
 from myapp import tokens
 from myapp.db import sql
 from myapp.testing import assert_error, assert_valid
-from myapp.users.models import UserModel
+from myapp.errors import ApiError
+from myapp.users.models import CheckedAccount, UserModel
 from myapp.users.sessions import SessionModel, TOKEN_SCHEMA
 from myapp.testing import bearer, claims_of
 from myapp.users.testing import NEW_USER
+from myapp.testing import during_the_password_check, slow_password_checks
 
 
 def test_sign_in_returns_a_token_pair(app, client):
@@ -181,13 +185,73 @@ def test_a_hash_made_at_another_cost_is_remade_at_sign_in(make_app):
 
 def test_a_rehash_never_undoes_a_password_changed_meanwhile(app, member):
     """The hash a sign-in checked is remade only if it is still the stored one: a
-    password changed while the check ran stays changed."""
-    with app.app_context():
+    password changed while the check ran stays changed, and the sign-in is a 401."""
+    with app.test_request_context("/users/tokens", method="POST"):
         user = UserModel.by_email(member.email)
-        changed = user.password_hash
-        UserModel.replace_password_hash(user.id, "the hash that was checked", PASSWORD)
+        stored = user.password_hash
+        stale = CheckedAccount(user.id, user.role, "the hash that was checked")
+        with pytest.raises(ApiError) as refused:
+            UserModel.replace_password_hash(stale, PASSWORD)
+        assert refused.value.status == 401
+        assert stored_hash(app, member.email) == stored
+        current = CheckedAccount(user.id, user.role, stored)
+        remade = UserModel.replace_password_hash(current, PASSWORD)
         sql.session.commit()
-        assert stored_hash(app, member.email) == changed
-        UserModel.replace_password_hash(user.id, changed, PASSWORD)  # still stored
-        sql.session.commit()
-    assert stored_hash(app, member.email) != changed
+    assert stored_hash(app, member.email) == remade.password_hash != stored
+
+
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.mark.parametrize("change", ["password", "role"])
+def test_an_account_changed_during_the_password_check_gets_no_session(
+    make_committing_app, redis_client, change
+):
+    """A sign-in checks the password with the database let go. If the password or
+    the role changes meanwhile (that change ends the user's sessions), the sign-in
+    is a 401 and leaves no session behind: before, its session was written after
+    the change had ended the others, and outlived it."""
+    app = slow_password_checks(make_committing_app)
+    client = app.test_client()
+    assert client.post("/users/", json=NEW_USER).status_code == 201
+    credentials = {"email": NEW_USER["email"], "password": NEW_USER["password"]}
+    with app.app_context():
+        user_id = UserModel.by_email(NEW_USER["email"]).id
+    # Made now: at this app's cost, hashing meanwhile would outlast the check.
+    new_hash = CHEAP_HASHER.hash("changed meanwhile")
+
+    def change_the_account():
+        # As a request makes it: on SQLite, a write request takes the write lock
+        # when it begins (myapp/sqlite.py).
+        with app.test_request_context("/users/me", method="PATCH"):
+            user = UserModel.find(user_id, for_update=True)
+            if change == "password":
+                user.password_hash = new_hash
+            else:
+                user.role = "staff"
+            sql.session.commit()
+            SessionModel.delete_all(user_id)
+
+    answer = during_the_password_check(
+        app, lambda: client.post("/users/tokens", json=credentials), change_the_account
+    )
+    assert_error(answer, 401, "unauthorized")
+    assert redis_client.zrange(SessionModel.index_key(user_id), 0, -1) == []
+
+
+def test_a_sign_in_whose_commit_fails_leaves_no_session(
+    client, member, redis_client, monkeypatch
+):
+    """The session is written before the request commits; if the commit fails
+    (a 503: the client gets no tokens), the session is removed with it."""
+    before = redis_client.zrange(SessionModel.index_key(member.id), 0, -1)
+
+    def fail():
+        raise OperationalError("COMMIT", {}, Exception("database gone"))
+
+    monkeypatch.setattr(sql.session, "commit", fail)
+    credentials = {"email": member.email, "password": PASSWORD}
+    assert_error(
+        client.post("/users/tokens", json=credentials), 503, "service_unavailable"
+    )
+    assert redis_client.zrange(SessionModel.index_key(member.id), 0, -1) == before
