@@ -57,6 +57,14 @@ def unrevoked_claims() -> dict:
     return claims
 
 
+def still_unrevoked() -> None:
+    """Ask again whether this request's session lives (401 if it has ended): for a
+    request that did slow work (a password check) after `requires` asked, before
+    it writes."""
+    g.pop("token_revoked", None)
+    unrevoked_claims()
+
+
 def requires(role: str = "member", *, token: str = "access"):
     """Decorator: a valid, unrevoked token (401) of a role at least `role` (403).
 

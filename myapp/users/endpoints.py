@@ -3,7 +3,7 @@
 from flask import g
 
 from myapp.api import Resource, make_api, no_content
-from myapp.auth import check_revocation_with, current_identity
+from myapp.auth import check_revocation_with, current_identity, still_unrevoked
 from myapp.conditional import check_if_match, created, single_response
 from myapp.rate_limits import Limit, client_network
 from myapp.tokens import request_claims
@@ -180,6 +180,8 @@ class Me(Resource):
         """Change your name, or your password (signs out your other sessions)."""
         update = UserModel.check_profile_update(current_identity().user_id, json_body())
         user = signed_in_user(for_update=True)
+        if update.checked_hash is not None:
+            still_unrevoked()  # signed out during the password check: no change
         check_if_match(user.as_json())
         changed = user.update_profile(update)
         if "password" in changed:

@@ -10,7 +10,7 @@ from myapp.testing import PASSWORD, sign_in
 from myapp.testing import assert_error, assert_valid
 from myapp.users.models import ProfileUpdate, UserModel
 from myapp.users.passwords import hash_password, verify_password
-from myapp.testing import bearer
+from myapp.testing import bearer, during_the_password_check, slow_password_checks
 from myapp.users.testing import NEW_USER, stored_user
 
 
@@ -129,6 +129,26 @@ def test_a_password_changed_during_the_check_is_checked_again(
             assert refused.value.status == 401
             assert (user.name, user.password_hash) == (name, stored)
         sql.session.rollback()
+
+
+def test_a_session_ended_during_the_password_check_changes_nothing(
+    make_committing_app,
+):
+    """A password change checks current_password before it locks the row; a
+    sign-out of its session meanwhile makes it a 401 that changes nothing."""
+    app = slow_password_checks(make_committing_app)
+    client = app.test_client()
+    assert client.post("/users/", json=NEW_USER).status_code == 201
+    credentials = {"email": NEW_USER["email"], "password": NEW_USER["password"]}
+    token = client.post("/users/tokens", json=credentials).get_json()["access_token"]
+    change = {"current_password": NEW_USER["password"], "password": "a brand new one"}
+    answer = during_the_password_check(
+        app,
+        lambda: client.patch("/users/me", json=change, headers=bearer(token)),
+        lambda: client.delete("/users/tokens/current", headers=bearer(token)),
+    )
+    assert_error(answer, 401, "unauthorized")
+    assert client.post("/users/tokens", json=credentials).status_code == 201
 
 
 def test_patch_me_password_change_signs_out_other_sessions(client, member):
