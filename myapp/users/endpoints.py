@@ -178,12 +178,12 @@ class Me(Resource):
     @feature.updates(user_model, "Updated profile", missing=False)
     def patch(self):
         """Change your name, or your password (signs out your other sessions)."""
-        update = UserModel.check_profile_update(current_identity().user_id, json_body())
+        change = UserModel.check_profile_update(current_identity().user_id, json_body())
         user = signed_in_user(for_update=True)
-        if update.checked_hash is not None:
+        if change.checked_hash is not None:
             still_unrevoked()  # signed out during the password check: no change
         check_if_match(user.as_json())
-        changed = user.update_profile(update)
+        changed = user.update_profile(change)
         if "password" in changed:
             SessionModel.end_with_change(user.id, keep=current_identity().session_id)
         return single_response(user.as_json())

@@ -229,21 +229,21 @@ class UserModel(SqlModel, Timestamped, sql.Model):
         new_hash = hash_password(data["password"]) if "password" in data else None
         return ProfileUpdate(data, user.password_hash, new_hash)
 
-    def update_profile(self, update: "ProfileUpdate") -> set[str]:
+    def update_profile(self, change: "ProfileUpdate") -> set[str]:
         """Apply a checked self-service update to the locked user; returns the
         fields changed. If the password changed since current_password was checked
         (a rare race: another change, a rehash at sign-in), the check proves
         nothing: it is made again, on the locked row (401 if wrong), the one
         password check made while a request holds the database."""
-        if update.checked_hash not in (None, self.password_hash):
-            if not verify_password(self.password_hash, update.data["current_password"]):
+        if change.checked_hash not in (None, self.password_hash):
+            if not verify_password(self.password_hash, change.data["current_password"]):
                 raise bad_credentials("Current password is incorrect")
-        if update.new_hash is not None:
-            self.password_hash = update.new_hash
-        if "name" in update.data:
-            self.name = update.data["name"]
+        if change.new_hash is not None:
+            self.password_hash = change.new_hash
+        if "name" in change.data:
+            self.name = change.data["name"]
         sql.session.flush()  # so updated_at, which the answer shows, is set
-        return set(update.data) - {"current_password"}
+        return set(change.data) - {"current_password"}
 
     @classmethod
     def get_for_admin_change(cls, user_id: int) -> "UserModel":
