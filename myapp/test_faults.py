@@ -149,8 +149,14 @@ def test_a_redis_refusing_writes_is_503_never_500(
         # A borrow without a key needs no Redis write before its commit: it is
         # made; the cache invalidation after it is not, and is counted.
         assert requests.post(f"{url}/loans", headers=staff_headers).status_code == 201
-        readiness = assert_unavailable(requests.get(f"{server}/readiness"))
-        assert {"field": "redis", "problem": problem} in readiness["details"]
+
+        def names_the_fault():
+            readiness = assert_unavailable(requests.get(f"{server}/readiness"))
+            assert {"field": "redis", "problem": problem} in readiness["details"]
+
+        # On a loaded machine one check may pass its 0.5 s and be told "stalled",
+        # which is true at that moment: the next names the fault.
+        eventually(names_the_fault, seconds=5)
     assert follow_up_failures(server, "popular books cache invalidated") > invalidations
 
     def ready():
