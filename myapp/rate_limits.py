@@ -4,8 +4,8 @@ RATELIMIT_DEFAULT is one budget per identity across every API endpoint: the user
 of a valid token, else the client's network (`client_network`: its IPv4 address,
 or its IPv6 /64; the proxy-corrected one when TRUSTED_PROXIES is set). Signing
 in, re-authenticating and registering also have tighter limits of their own
-(`Limit`, a decorator). The docs, health and metrics,
-and CORS preflights count nothing.
+(`Limit`, a decorator). The docs, health and metrics, and CORS preflights count
+nothing.
 
 Each limit a request meets is one call of one Redis script that counts the hit in
 its fixed window and answers the count and the window's end. If Redis fails, the

@@ -283,6 +283,26 @@ def test_limits_count_an_ipv4_address_or_an_ipv6_slash_64(app, address, network)
         assert address_key() == f"ip:{network}"
 
 
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        ONE_SLASH_64,
+        ["not an address", "203.0.113.5:443", "[2001:db8::1]"],  # one key for all
+    ],
+    ids=["ipv6-slash-64", "unparsable"],
+)
+def test_behind_a_trusted_proxy_forwarded_addresses_count_per_network(
+    make_app, forwarded
+):
+    """What the proxy forwards is grouped as a direct client's address is: the
+    addresses of one /64 are one client, and addresses that do not parse share one
+    budget rather than getting one per spelling."""
+    client = make_app(TRUSTED_PROXIES=1, RATELIMIT_LOGIN="2 per minute").test_client()
+    statuses = [login_attempt(client, address).status_code for address in forwarded]
+    assert statuses == [401, 401, 429]
+    assert login_attempt(client, ANOTHER_SLASH_64).status_code == 401
+
+
 def test_guessing_the_current_password_is_throttled(client, member):
     guess = {"name": "X", "current_password": "a wrong guess"}
     for _ in range(3):  # renames without a guess do not count
