@@ -1,13 +1,11 @@
-"""A GET's read of one row by primary key, on the DBAPI connection of a pooled one.
+"""A read of one row by primary key, a `FixedStatement`. A GET's runs on a
+connection of its own from the reads pool, on its DBAPI connection: through the
+session such a read cost about 440 µs of CPU, through a SQLAlchemy Connection
+about 240, on the DBAPI connection about 100 (bench/COMPONENTS.md, the read
+alone). Anything else's runs in the request's transaction, so that it sees the
+request's own writes (a borrow reads the book it changes).
 
-The hot reads (a book by id, the signed-in user) are one fixed statement each. Run
-through a SQLAlchemy Connection, such a read cost about 240 µs of CPU; on the
-DBAPI connection itself about 100 (bench/COMPONENTS.md, the read alone): the
-Connection's execution context, events and result set-up were a fifth of a whole
-request. So the read checks a connection out of the same pool as ever
-(`Engine.connect`, which keeps SQLAlchemy's handling of a refused or timed-out
-connect), runs its statement as compiled once for the engine's dialect on the
-DBAPI connection, and keeps what the Connection would have done for it:
+On the DBAPI connection, the read keeps what the Connection would have done:
 - the stall guard's deadline and breaker around the wait (myapp/stalls.py);
 - a driver error raised as SQLAlchemy's (`DBAPIError.instance`), so the error
   shape and `read_on_a_live_connection` treat it as any other;
@@ -18,84 +16,54 @@ DBAPI connection, and keeps what the Connection would have done for it:
   private bookkeeping lets it, would leave the connections other threads hold
   out of every pool;
 - an interruption mid-statement (a worker told to exit) leaves no connection
-  half-way through a reply in the pool;
-- the column types' result processing (SQLite keeps datetimes as text). A type
-  whose conversion needs the driver's type code (Numeric on psycopg) is not
-  supported: today's tables have none.
+  half-way through a reply in the pool.
 """
 
-from collections import namedtuple
 from contextlib import nullcontext
 
 from flask import current_app
-from sqlalchemy import Select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from myapp.db import reading, request_bind, sql
+from myapp.fixed_statements import FixedStatement
 
 
-class KeyRead:
-    """SELECT one model's table by its primary key (the parameter "key"), compiled
-    once per dialect; its rows are named tuples of the table's columns. The key is
-    sent as given: an integer or text, which no dialect converts."""
-
-    def __init__(self, statement: Select):
-        self.statement = statement
-        columns = statement.selected_columns
-        self.row_type = namedtuple("Row", [column.key for column in columns])
-        self.columns = columns
-        self.compiled: dict[str, tuple] = {}  # dialect name: (sql, positional, types)
-
-    def for_dialect(self, dialect) -> tuple:
-        known = self.compiled.get(dialect.name)
-        if known is None:
-            compiled = self.statement.compile(dialect=dialect)
-            processors = [
-                column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in self.columns
-            ]
-            known = (compiled.string, compiled.positional, processors)
-            self.compiled[dialect.name] = known
-        return known
+class KeyRead(FixedStatement):
+    """SELECT one model's table by its primary key (the parameter "key"); its rows
+    are named tuples of the table's columns. The key is sent as given: an integer
+    or text, which no dialect converts."""
 
     def first_row(self, key):
-        """The row, or None. A GET's is read on a connection of its own; anything
-        else's in the request's transaction, so that it sees the request's own
-        writes (a borrow reads the book it changes)."""
+        """The row, or None."""
         # Not the session's bind: asking it would make the request a session.
         bind = request_bind(sql.engines[None])
         if isinstance(bind, Engine) and reading():
-            return self.read_on(bind, key)
-        return sql.session.execute(self.statement, {"key": key}).first()
+            rows = self.read_on(bind, key)
+        else:
+            rows = self.run(sql.session.connection(), key=key).rows
+        return rows[0] if rows else None
 
-    def read_on(self, engine: Engine, key):
-        text, positional, processors = self.for_dialect(engine.dialect)
-        params = (key,) if positional else {"key": key}
+    def read_on(self, engine: Engine, key) -> list:
+        compiled = self.for_dialect(engine.dialect)
+        params = self.params(compiled, {"key": key})
         guard = current_app.extensions.get("myapp.stall_guard")
         with engine.connect() as connection:
             dbapi_connection = connection.connection.dbapi_connection
             try:
                 cursor = dbapi_connection.cursor()
                 with guard.waiting_on(dbapi_connection) if guard else nullcontext():
-                    cursor.execute(text, params)
-                    values = cursor.fetchone()
+                    cursor.execute(compiled.text, params)
+                    rows = cursor.fetchall()
                 cursor.close()
             except engine.dialect.loaded_dbapi.Error as error:
                 raise as_sqlalchemy_error(
-                    connection, dbapi_connection, error, text, params
+                    connection, dbapi_connection, error, compiled.text, params
                 ) from None
             except (KeyboardInterrupt, SystemExit):  # its reply may be half-read
                 connection.invalidate()
                 raise
-        if values is None:
-            return None
-        return self.row_type(
-            *(
-                value if process is None else process(value)
-                for value, process in zip(values, processors)
-            )
-        )
+        return self.rows(compiled, rows)
 
 
 def as_sqlalchemy_error(

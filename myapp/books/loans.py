@@ -4,7 +4,7 @@ open loans, hold under any number of concurrent requests on both databases."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import (
@@ -25,6 +25,7 @@ from myapp.books.models import BookModel, after_catalog_change
 from myapp.db import sql
 from myapp.errors import conflict, not_found
 from myapp.pagination import ListQuery, Page
+from myapp.fixed_statements import FixedStatement
 from myapp.schema import TIMESTAMP, object_schema
 from myapp.sql_model import SqlModel, iso, utcnow
 from myapp.users.models import UserModel
@@ -98,9 +99,9 @@ class LoanModel(SqlModel, sql.Model):
         already has this book, or holds MAX_OPEN_LOANS loans. Returns the loan's row.
 
         Three statements on the way to the commit: lock the member and read their
-        open loans, insert the loan, take a copy; Core statements on the tables,
-        without the ORM's unit of work (each measured in bench/). The checks that
-        refuse stop after the first."""
+        open loans, insert the loan, take a copy; statements compiled once, on the
+        tables, without the ORM's unit of work (each measured in bench/). The checks
+        that refuse stop after the first."""
         open_loans, copies_left = cls.lock_member(user_id, book_id)
         if copies_left is None:
             raise not_found(BookModel.label)
@@ -111,8 +112,11 @@ class LoanModel(SqlModel, sql.Model):
         # them (its loan, then the book): in the other order a borrow waiting on
         # the unique index for a return of the same book, which waits for the
         # book's row, would be a deadlock.
-        loan = cls.add_loan(book_id, user_id)
-        taken = sql.session.execute(LoanStatements.take_a_copy, {"book": book_id})
+        now = utcnow()
+        loan = cls.add_loan(book_id, user_id, now)
+        taken = LoanStatements.take_a_copy.run(
+            sql.session.connection(), book=book_id, now=now
+        )
         if taken.rowcount == 0:  # taken or deleted since the first statement
             sql.session.rollback()
             BookModel.read_row_or_404(book_id)
@@ -121,39 +125,38 @@ class LoanModel(SqlModel, sql.Model):
         return loan
 
     @staticmethod
-    def add_loan(book_id: int, user_id: int):
+    def add_loan(book_id: int, user_id: int, now: datetime):
         """Insert the loan, due LOAN_DAYS from now, if the member is under the cap
         as the insert itself counts it (LoanStatements.add_loan). Returns its row."""
-        now = utcnow()
         config = current_app.config
-        values = dict(
-            book=book_id,
-            member=user_id,
-            now=now,
-            due=now + timedelta(days=config["LOAN_DAYS"]),
-            limit=config["MAX_OPEN_LOANS"],
-        )
         # A refused borrow writes nothing: no savepoint (two round trips on every
         # borrow), the transaction goes.
         try:
-            loan = sql.session.execute(LoanStatements.add_loan, values).first()
+            rows = LoanStatements.add_loan.run(
+                sql.session.connection(),
+                book=book_id,
+                member=user_id,
+                now=now,
+                due=now + timedelta(days=config["LOAN_DAYS"]),
+                limit=config["MAX_OPEN_LOANS"],
+            ).rows
         except IntegrityError:  # one open loan per book and member, or no book
             sql.session.rollback()
             BookModel.read_row_or_404(book_id)
             raise conflict("You already have this book on loan") from None
-        if loan is None:  # a loan committed while this one waited for the member
+        if not rows:  # a loan committed while this one waited for the member
             sql.session.rollback()
             raise cap_reached()
-        return loan
+        return rows[0]
 
     @classmethod
     def lock_member(cls, user_id: int, book_id: int) -> tuple[list[int], int | None]:
         """Lock the member's row (one borrow at a time per member, so the open-loan
         count stays true) and read, in the same query, the books they have on loan
         and the copies of this book left (None: no such book; not locked)."""
-        rows = sql.session.execute(
-            LoanStatements.lock_member, {"member": user_id, "book": book_id}
-        ).all()
+        rows = LoanStatements.lock_member.run(
+            sql.session.connection(), member=user_id, book=book_id
+        ).rows
         if not rows:  # deleted since its token was checked
             raise not_found(UserModel.label)
         return [book for book, _ in rows if book is not None], rows[0][1]
@@ -191,17 +194,20 @@ class LoanModel(SqlModel, sql.Model):
     def give_back(cls, loan_id: int, identity):
         """Return a loan's copy (its borrower, or staff): 404 as for `get_for`, 409 if
         it was already returned (also when two returns race: only one UPDATE finds
-        it open). Two Core statements when it succeeds: mark the loan, put the copy
-        back. Returns the loan's row."""
+        it open). Two statements compiled once when it succeeds: mark the loan, put the
+        copy back. Returns the loan's row."""
         own = not identity.has_role("staff")
-        loan = sql.session.execute(
-            LoanStatements.return_own if own else LoanStatements.return_any,
-            {"loan": loan_id, "member": identity.user_id, "now": utcnow()},
-        ).first()
-        if loan is None:
+        now = utcnow()
+        marked = (LoanStatements.return_own if own else LoanStatements.return_any).run(
+            sql.session.connection(), loan=loan_id, member=identity.user_id, now=now
+        )
+        if not marked.rows:
             cls.get_for(loan_id, identity)  # 404 for no such loan, or not theirs
             raise conflict("This loan was already returned")
-        sql.session.execute(LoanStatements.put_a_copy_back, {"book": loan.book_id})
+        loan = marked.rows[0]
+        LoanStatements.put_a_copy_back.run(
+            sql.session.connection(), book=loan.book_id, now=now
+        )
         after_catalog_change()
         return loan
 
@@ -212,12 +218,16 @@ def cap_reached():
 
 
 class LoanStatements:
-    """The statements of a borrow and a return, built once with bound parameters:
-    building a Core statement per request cost about as much Python as running it
-    (bench/ANALYSIS.md). Parameters: member, book, loan, now."""
+    """The statements of a borrow and a return, built once with bound parameters
+    and compiled once (myapp/fixed_statements.py), in the request's transaction (the
+    session's connection): building a Core statement per request cost about as
+    much Python as running it, and running it through `Session.execute` about a
+    half more than sending it compiled (bench/ANALYSIS.md). Parameters: member,
+    book, loan, now. A book's `updated_at` is written by the statements that
+    change it, as the ORM's onupdate would."""
 
     loans, users, books = LoanModel.__table__, UserModel.__table__, BookModel.__table__
-    lock_member = (
+    lock_member = FixedStatement(
         select(
             loans.c.book_id,
             select(books.c.copies_available)
@@ -233,12 +243,13 @@ class LoanStatements:
         .where(users.c.id == bindparam("member"))
         .with_for_update(of=users)
     )
-    take_a_copy = (
+    take_a_copy = FixedStatement(
         update(books)
         .where(books.c.id == bindparam("book"), books.c.copies_available > 0)
         .values(
             copies_available=books.c.copies_available - 1,
             times_borrowed=books.c.times_borrowed + 1,
+            updated_at=bindparam("now"),
         )
     )
     open_loans = (
@@ -251,7 +262,7 @@ class LoanStatements:
     # counts it. It runs after the member's row was locked, so it sees every loan
     # committed before: the locking statement cannot, PostgreSQL keeping the view
     # it had when it began to wait for the lock (read committed).
-    add_loan = (
+    add_loan = FixedStatement(
         insert(loans)
         .from_select(
             ["book_id", "user_id", "borrowed_at", "due_at"],
@@ -264,15 +275,19 @@ class LoanStatements:
         )
         .returning(*loans.c)
     )
-    return_any = (
+    return_any = FixedStatement(
         update(loans)
         .where(loans.c.id == bindparam("loan"), loans.c.returned_at.is_(None))
         .values(returned_at=bindparam("now"))
         .returning(*loans.c)
     )
-    return_own = return_any.where(loans.c.user_id == bindparam("member"))
-    put_a_copy_back = (
+    return_own = FixedStatement(
+        return_any.statement.where(loans.c.user_id == bindparam("member"))
+    )
+    put_a_copy_back = FixedStatement(
         update(books)
         .where(books.c.id == bindparam("book"))
-        .values(copies_available=books.c.copies_available + 1)
+        .values(
+            copies_available=books.c.copies_available + 1, updated_at=bindparam("now")
+        )
     )

@@ -41,6 +41,22 @@ def test_borrowing_takes_a_copy_for_14_days(app, client, member, add_book):
     assert (after["copies_available"], after["times_borrowed"]) == (1, 1)
 
 
+def test_a_borrow_and_a_return_are_the_books_last_change(client, member, add_book):
+    """The statements that take and give back a copy write the book's updated_at
+    themselves (no ORM onupdate runs for them): the loan's own times, so a client
+    that caches the book sees it changed, and what changed it."""
+    book = add_book(copies_total=1)
+    loan = borrow(client, member, book["id"]).get_json()
+    taken = client.get(f"/books/{book['id']}").get_json()
+    assert taken["copies_available"] == 0
+    assert taken["updated_at"] == loan["borrowed_at"] > book["updated_at"]
+    returned = client.post(f"/books/loans/{loan['id']}/return", headers=member.headers)
+    assert returned.status_code == 200
+    back = client.get(f"/books/{book['id']}").get_json()
+    assert back["copies_available"] == 1
+    assert back["updated_at"] == returned.get_json()["returned_at"]
+
+
 def test_borrowing_needs_a_signed_in_user(client, add_book):
     assert_error(client.post(f"/books/{add_book()['id']}/loans"), 401, "unauthorized")
 
