@@ -93,7 +93,10 @@ SERVERS = {
     ),
 }
 SCENARIOS = {
-    "book": ("GET /books/<id>", "One book by primary key, ids at random."),
+    "book": (
+        "GET /books/<id>",
+        "One book by primary key, ids at random, every server in turns.",
+    ),
     "book_keepalive": (
         "GET /books/<id>, keep-alive",
         "The same, each wrk connection kept open (servers that close it anyway, "
@@ -363,23 +366,29 @@ def post(base: str, path: str, token: str) -> int:
 def bench_scale(bench: Bench, bases: dict, scale: int) -> None:
     """The scenarios whose cost could grow with the catalog, at this scale."""
     print(f"scale {fmt_scale(scale)}", flush=True)
-    for server, baseline in (
-        ("flask-raw-uwsgi", None),
-        ("flask-raw-gunicorn", None),
-        ("myapp-uwsgi", "flask-raw-uwsgi"),
-        ("myapp-gunicorn", "flask-raw-gunicorn"),
-        ("fastapi-async-uvicorn", "flask-raw-uwsgi"),
-        ("restx-typical-gunicorn", "flask-raw-gunicorn"),
-    ):
-        bench.measure(
-            "book",
-            server,
-            scale,
-            bases[server],
-            "book.lua",
-            [scale],
-            baseline=baseline and {"scenario": "book", "server": baseline},
-        )
+    # The peers are held to each other (the targets' ratios): their timed runs
+    # take turns, so a drift of the machine falls on each alike.
+    bench.measure_in_turns(
+        [
+            Trial(
+                "book",
+                server,
+                bases[server],
+                "book.lua",
+                [scale],
+                baseline and {"scenario": "book", "server": baseline},
+            )
+            for server, baseline in (
+                ("flask-raw-uwsgi", None),
+                ("flask-raw-gunicorn", None),
+                ("myapp-uwsgi", "flask-raw-uwsgi"),
+                ("myapp-gunicorn", "flask-raw-gunicorn"),
+                ("fastapi-async-uvicorn", "flask-raw-uwsgi"),
+                ("restx-typical-gunicorn", "flask-raw-gunicorn"),
+            )
+        ],
+        scale,
+    )
     middle = max(2, scale // 40)
     last = -(-scale // PAGE_SIZE)
     myapp = bases["myapp-uwsgi"]
