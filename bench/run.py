@@ -51,8 +51,11 @@ PAGE_SIZE = 20  # the lists' default
 # per request, as in production).
 UNLIMITED = "1000000 per second"
 CONTENDED_BOOKS, CONTENDED_COPIES, BORROWERS = 4, 2, 16
-# Validation is a small share of a write: more runs, so its median is steady.
-CREATE_REPETITIONS = 6
+# The comparisons of one server or release with another in the same scenario
+# (validation's share, signed-in reads and borrowing against the release before
+# the lean path): a single run of either moves by up to a third on this shared
+# machine, so more runs, for steadier medians.
+PAIRED_REPETITIONS = 6
 
 SERVERS = {
     "myapp-uwsgi": (
@@ -487,6 +490,7 @@ def bench_once(bench: Bench, bases: dict, before: str, db, scale: int):
             ),
         ],
         None,
+        repetitions=PAIRED_REPETITIONS,
     )
     numbers = iter(range(0, 10**9, 10**6))  # each wrk run its own ISBN block
     unvalidated = "myapp-unvalidated-uwsgi"
@@ -503,7 +507,7 @@ def bench_once(bench: Bench, bases: dict, before: str, db, scale: int):
             ),
         ],
         scale,
-        repetitions=CREATE_REPETITIONS,
+        repetitions=PAIRED_REPETITIONS,
     )
     bench_borrowing(bench, myapp, before, db, scale)
 
@@ -562,7 +566,7 @@ def bench_borrowing(bench, base: str, before: str, db, scale: int) -> None:
         reads,
         borrowing(before_lean_path.NAME, before, books_before),
     ]
-    runs = bench.measure_in_turns(trials, scale)
+    runs = bench.measure_in_turns(trials, scale, repetitions=PAIRED_REPETITIONS)
     run = next((run for run in runs if run["baseline"] == reads.key), None)
     if run is None:
         return
