@@ -183,17 +183,20 @@ class ErrorLog(logging.Handler):
 
 
 CUT_SECONDS = 15
+CLIENTS = 4
 
 
 def test_a_connection_cut_at_any_moment_is_a_503_or_nothing(backing):
-    """Four clients (reads, signed-in reads, borrows and returns, sign-ups and
+    """Four clients (reads, signed-in reads, borrows and returns of a book each,
+    a cut return sent again, sign-ups and
     sign-ins) while another thread shuts down the socket of a random connection
     in use every few milliseconds: inside a statement, between two, during a
     commit or the rollback that ends a request, as a deadline or a network does.
     Both pools are cut: the one writes use, and the one GETs read on (by key on
     the DBAPI connection itself, myapp/key_reads.py). Every answer is a success,
     a conflict or a 503 in the error shape; nothing logs an unhandled error; no
-    connection is left checked out; no copy of the book is lost."""
+    connection is left checked out; no copy of any book is lost; borrows and
+    returns were both served and cut."""
     postgres, redis, _app = backing
     unlimited = "10000000 per hour"
     app = create_app(
@@ -218,12 +221,18 @@ def test_a_connection_cut_at_any_moment_is_a_503_or_nothing(backing):
         "/users/tokens", json={"email": email, "password": PASSWORD}
     )
     auth = {"Authorization": f"Bearer {signed_in.json['access_token']}"}
-    book = client.post(
-        "/books/",
-        json={"title": "Cut", "author": "A", "isbn": isbn13(uuid.uuid4().int % 10**9)}
-        | {"copies_total": 3},
-        headers=auth,
-    ).json
+    staff_id = client.get("/users/me", headers=auth).json["id"]
+    # A book per client, so that each can borrow and return in turn: one open
+    # loan per member and book would make the others' borrows conflicts.
+    books = [
+        client.post(
+            "/books/",
+            json={"title": "Cut", "author": "A"}
+            | {"isbn": isbn13(uuid.uuid4().int % 10**9), "copies_total": 3},
+            headers=auth,
+        ).json
+        for _ in range(CLIENTS)
+    ]
 
     in_use, lock = set(), threading.Lock()
 
@@ -242,31 +251,53 @@ def test_a_connection_cut_at_any_moment_is_a_503_or_nothing(backing):
         sqlalchemy.event.listen(engine.pool, "checkin", checked_in)
         sqlalchemy.event.listen(engine.pool, "close", checked_in)  # invalidated
     statuses, unexpected, failures = collections.Counter(), [], []
+    by_step = collections.Counter()
     stop = threading.Event()
 
     def answered(what: str, response):
         with lock:
             statuses[response.status_code] += 1
+            by_step[what, response.status_code] += 1
             if response.status_code not in (200, 201, 409, 503):
                 unexpected.append((what, response.status_code, response.text[:300]))
             if response.status_code == 503:
                 assert_error(response, 503, "service_unavailable")
 
-    def client_loop():
+    def open_loan_of(session, book) -> int | None:
+        mine = session.get(f"/books/loans/?open=true&user_id={staff_id}", headers=auth)
+        answered("loans", mine)
+        if mine.status_code != 200:
+            return None  # cut: the next borrow's 409 asks again
+        held = (
+            loan["id"] for loan in mine.json["items"] if loan["book_id"] == book["id"]
+        )
+        return next(held, None)
+
+    def client_loop(book):
         session = app.test_client()
         key = {"Idempotency-Key": ""}
+        open_loan = None  # a loan whose return was cut: returned again next time
         try:
             while not stop.is_set():
                 answered("list", session.get("/books/?per_page=5"))
                 answered("book", session.get(f"/books/{book['id']}"))
                 answered("me", session.get("/users/me", headers=auth))
-                key["Idempotency-Key"] = str(uuid.uuid4())
-                loan = session.post(f"/books/{book['id']}/loans", headers=auth | key)
-                answered("borrow", loan)
-                if loan.status_code == 201:
+                if open_loan is None:
                     key["Idempotency-Key"] = str(uuid.uuid4())
-                    path = f"/books/loans/{loan.json['id']}/return"
-                    answered("return", session.post(path, headers=auth | key))
+                    path = f"/books/{book['id']}/loans"
+                    loan = session.post(path, headers=auth | key)
+                    answered("borrow", loan)
+                    if loan.status_code == 201:
+                        open_loan = loan.json["id"]
+                    elif loan.status_code == 409:  # a cut borrow had committed
+                        open_loan = open_loan_of(session, book)
+                if open_loan is not None:
+                    key["Idempotency-Key"] = str(uuid.uuid4())
+                    path = f"/books/loans/{open_loan}/return"
+                    returned = session.post(path, headers=auth | key)
+                    answered("return", returned)
+                    if returned.status_code != 503:  # 409: a cut one had committed
+                        open_loan = None
                 body = {"email": f"cut-{uuid.uuid4().hex[:10]}@example.com"}
                 body |= {"password": PASSWORD, "name": "C"}
                 answered("sign-up", session.post("/users/", json=body))
@@ -296,7 +327,7 @@ def test_a_connection_cut_at_any_moment_is_a_503_or_nothing(backing):
                 except OSError:
                     pass
 
-    threads = [threading.Thread(target=client_loop) for _ in range(4)]
+    threads = [threading.Thread(target=client_loop, args=(book,)) for book in books]
     threads.append(threading.Thread(target=cut_loop))
     for thread in threads:
         thread.start()
@@ -308,14 +339,18 @@ def test_a_connection_cut_at_any_moment_is_a_503_or_nothing(backing):
     assert not failures, failures
     assert not unexpected, unexpected
     assert statuses[503] > 0 and statuses[200] > 0, statuses  # cut, and served
+    # The writes were served and cut too, not refused throughout.
+    assert by_step["borrow", 201] > 0 and by_step["borrow", 503] > 0, by_step
+    assert by_step["return", 200] > 0 and by_step["return", 503] > 0, by_step
     assert not errors.records, [record.getMessage() for record in errors.records]
     assert not in_use  # every connection back in its pool, or closed
     with app.app_context():
-        held = sql.session.scalar(
-            sqlalchemy.select(sqlalchemy.func.count()).where(
-                LoanModel.book_id == book["id"], LoanModel.returned_at.is_(None)
+        for book in books:
+            held = sql.session.scalar(
+                sqlalchemy.select(sqlalchemy.func.count()).where(
+                    LoanModel.book_id == book["id"], LoanModel.returned_at.is_(None)
+                )
             )
-        )
-        copies = sql.session.get(BookModel, book["id"])
-        assert copies.copies_available + held == copies.copies_total
+            copies = sql.session.get(BookModel, book["id"])
+            assert copies.copies_available + held == copies.copies_total
     assert app.test_client().get("/books/?per_page=1").status_code == 200
